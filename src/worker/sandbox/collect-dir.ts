@@ -1,0 +1,56 @@
+// Turns a job's directory into artifacts. Shared by every backend whose job directory is
+// readable from the host (process, btrfs snapshot, zfs clone, docker's extracted copy).
+import { lstat, readdir, realpath, stat } from 'node:fs/promises';
+import { join, relative, sep } from 'node:path';
+import type { Refusal } from '../../protocol/messages.js';
+import type { ArtifactFile, ArtifactSet } from './types.js';
+
+const inside = (root: string, p: string): boolean => p === root || p.startsWith(root + sep);
+
+export async function collectDir(dir: string): Promise<ArtifactSet> {
+  const root = await realpath(dir);
+  const files: ArtifactFile[] = [];
+  const refusals: Refusal[] = [];
+  const walk = async (abs: string): Promise<void> => {
+    const entries = await readdir(abs, { withFileTypes: true });
+    entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    for (const entry of entries) {
+      const full = join(abs, entry.name);
+      const rel = relative(root, full).split(sep).join('/');
+      if (entry.isDirectory()) {
+        await walk(full);
+      } else if (entry.isFile()) {
+        const st = await lstat(full);
+        files.push({ path: rel, hostPath: full, size: st.size, mode: st.mode & 0o7777 });
+      } else if (entry.isSymbolicLink()) {
+        let target: string;
+        try {
+          target = await realpath(full);
+        } catch {
+          refusals.push({ path: rel, reason: 'dangling symbolic link' });
+          continue;
+        }
+        if (!inside(root, target)) {
+          refusals.push({ path: rel, reason: 'symbolic link points outside the job directory' });
+          continue;
+        }
+        const st = await stat(target);
+        if (st.isFile()) files.push({ path: rel, hostPath: target, size: st.size, mode: st.mode & 0o7777 });
+        else if (!st.isDirectory()) refusals.push({ path: rel, reason: 'not a regular file' });
+        // a link to a directory inside the job is skipped: its files are collected under their own path
+      } else {
+        refusals.push({ path: rel, reason: 'not a regular file' });
+      }
+    }
+  };
+  await walk(root);
+  return { files, refusals };
+}
+
+/** The checks every artifact path must pass, wherever it came from (tar streams, the wire). */
+export function artifactPathProblem(path: string): string | undefined {
+  if (path === '' || path.includes('\0')) return 'empty path or NUL byte';
+  if (path.startsWith('/')) return 'absolute path';
+  if (path.split('/').some((part) => part === '..')) return 'path contains ".."';
+  return undefined;
+}

@@ -1,0 +1,62 @@
+// Runs a command as the leader of a new process group with stdout and stderr merged into one
+// pipe, so that output keeps its order and one kill reaches every process the script started.
+import { spawn } from 'node:child_process';
+import { constants } from 'node:os';
+import { sampleProcessGroup } from './proc-stats.js';
+import type { ExitStatus, RunHandle } from './types.js';
+import { InfraError } from './types.js';
+
+const signalNumber = (name: NodeJS.Signals): number => constants.signals[name] ?? 0;
+
+export interface GroupCommand {
+  file: string;
+  args: string[];
+  cwd: string;
+  env?: NodeJS.ProcessEnv;
+}
+
+export function killGroup(pgid: number, signal: NodeJS.Signals = 'SIGKILL'): void {
+  try {
+    process.kill(-pgid, signal);
+  } catch {
+    // ESRCH: the group is already gone
+  }
+}
+
+export function spawnGroup(cmd: GroupCommand, onOutput: (chunk: Buffer) => void): Promise<RunHandle> {
+  // `exec 2>&1` makes stderr share stdout's pipe, so lines are never reordered between the two
+  const child = spawn('/bin/sh', ['-c', 'exec 2>&1; exec "$@"', 'builder-run', cmd.file, ...cmd.args], {
+    cwd: cmd.cwd,
+    env: cmd.env ?? process.env,
+    detached: true,
+    stdio: ['ignore', 'pipe', 'ignore'],
+  });
+  return new Promise((resolve, reject) => {
+    child.once('error', (err) => reject(new InfraError(`cannot start ${cmd.file}: ${err.message}`, { cause: err })));
+    child.once('spawn', () => {
+      const pgid = child.pid!;
+      const stats = sampleProcessGroup(pgid);
+      child.stdout!.on('data', onOutput);
+      const exited = new Promise<ExitStatus>((res) => {
+        child.once('exit', (code, signal) => {
+          // what the script left running in the background must not outlive it
+          killGroup(pgid);
+          res(signal ? { kind: 'signalled', signal: signalNumber(signal) } : { kind: 'exited', code: code ?? 0 });
+        });
+      });
+      const closed = new Promise<void>((res) => child.once('close', () => res()));
+      const done = (async () => {
+        const status = await exited;
+        await closed;
+        return { status, stats: await stats.stop() };
+      })();
+      resolve({
+        done,
+        kill: async () => {
+          killGroup(pgid);
+          await closed;
+        },
+      });
+    });
+  });
+}

@@ -1,0 +1,96 @@
+// The contract every sandbox backend fulfils. A backend makes one Sandbox per job; the runner
+// (src/worker/runner.ts) owns line splitting, timeouts and reporting, so backends only create,
+// run, collect and destroy.
+import type { RunResult, RunStats, Refusal } from '../../protocol/messages.js';
+
+export interface JobSpec {
+  uuid: string;
+  name: string;
+  platform: string;
+  script: string;
+}
+
+/** A file the job left behind, already on the worker's own file system. */
+export interface ArtifactFile {
+  /** relative to the job's directory, with '/' separators, never absolute, never '..' */
+  path: string;
+  /** where the worker can read it (inside the clone, snapshot, or a host copy) */
+  hostPath: string;
+  size: number;
+  mode: number;
+}
+
+export interface ArtifactSet {
+  files: ArtifactFile[];
+  refusals: Refusal[];
+}
+
+/** How a script ended, as the sandbox saw it. Timeouts and cancels are decided by the runner. */
+export type ExitStatus =
+  | { kind: 'exited'; code: number }
+  | { kind: 'signalled'; signal: number }
+  | { kind: 'stopped'; signal: number };
+
+export interface RunHandle {
+  /** resolves when the script's process (tree) is gone */
+  done: Promise<{ status: ExitStatus; stats: RunStats }>;
+  /** kill everything inside the sandbox at once; safe to call twice */
+  kill(): Promise<void>;
+}
+
+export interface Sandbox {
+  /** for logs: the container id, clone name, snapshot path... */
+  readonly id: string;
+  /** starts the script; merged stdout+stderr bytes go to onOutput as they come */
+  start(onOutput: (chunk: Buffer) => void): Promise<RunHandle>;
+  /** the files the job left in its directory (not the script); called only after an exit */
+  collect(): Promise<ArtifactSet>;
+  /** removes every trace; must succeed after a kill, after a failed start, and when called twice */
+  destroy(): Promise<void>;
+}
+
+/** The sandbox could not be made, run or removed: not the build's fault, so the job is retried. */
+export class InfraError extends Error {
+  readonly code = 'SANDBOX_INFRA';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'InfraError';
+  }
+}
+
+export interface SandboxBackend {
+  readonly name: string;
+  /** makes a fresh sandbox for one job; throws InfraError when it cannot */
+  prepare(job: JobSpec): Promise<Sandbox>;
+  /** removes what a crashed predecessor left; returns one line per removed thing */
+  sweep(): Promise<string[]>;
+  /** the directory whose file system holds the sandboxes, for the free-space check */
+  readonly storagePath: string;
+  /** removes what this worker owns and no longer needs (stale images, leftovers) */
+  prune?(): Promise<string[]>;
+}
+
+export interface BackendOption {
+  flag: string;           // e.g. '--image'
+  value: string;          // e.g. 'IMAGE'
+  description: string;
+  default?: string;
+}
+
+export interface BackendContext {
+  /** a name unique to this worker, used as prefix/label of everything it creates */
+  workerId: string;
+  /** where the worker may keep its own files */
+  workDir: string;
+  log: (line: string) => void;
+}
+
+export interface BackendFactory {
+  name: string;
+  description: string;
+  options: BackendOption[];
+  /** options by flag without dashes (e.g. { image: 'debian:12' }); throws a one-line error on bad values */
+  create(options: Readonly<Record<string, string>>, ctx: BackendContext): SandboxBackend;
+}
+
+export type { RunResult };
