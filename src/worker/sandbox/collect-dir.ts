@@ -47,10 +47,4 @@ export async function collectDir(dir: string): Promise<ArtifactSet> {
   return { files, refusals };
 }
 
-/** The checks every artifact path must pass, wherever it came from (tar streams, the wire). */
-export function artifactPathProblem(path: string): string | undefined {
-  if (path === '' || path.includes('\0')) return 'empty path or NUL byte';
-  if (path.startsWith('/')) return 'absolute path';
-  if (path.split('/').some((part) => part === '..')) return 'path contains ".."';
-  return undefined;
-}
+export { artifactPathProblem } from '../../common/names.js';

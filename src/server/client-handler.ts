@@ -1,0 +1,30 @@
+// The server's side of a client connection, after the hello:
+//   client -> req {id, op, ...}   server -> res {id, ok, data | code, message}
+//   observe, observe-latest and execute --follow then stream started/line/skipped/end with the same id.
+import type { Logger } from '../common/log.js';
+import { BuilderError, errorMessage } from '../common/errors.js';
+import type { Connection } from '../protocol/connection.js';
+import { handleRequest, type RequestContext } from './requests.js';
+
+export function serveClient(conn: Connection, ctx: RequestContext, log: Logger): void {
+  let chain: Promise<void> = Promise.resolve();
+  conn.on('message', (msg) => {
+    if (msg.t !== 'req') {
+      log.warn(`unexpected message from client: ${msg.t}`, { peer: conn.peer });
+      return;
+    }
+    chain = chain.then(async () => {
+      try {
+        const data = await handleRequest(ctx, conn, msg);
+        conn.send({ t: 'res', id: msg.id, ok: true, data: data ?? null });
+        if (msg.op !== 'info' && msg.op !== 'history' && msg.op !== 'workers' && msg.op !== 'uploads') {
+          log.info(`client request ${msg.op}`, { peer: conn.peer, ...('name' in msg ? { job: msg.name } : {}) });
+        }
+      } catch (err) {
+        const code = err instanceof BuilderError ? err.code : 'INTERNAL';
+        if (code === 'INTERNAL') log.error('request failed', { op: msg.op, error: errorMessage(err) });
+        conn.send({ t: 'res', id: msg.id, ok: false, code, message: errorMessage(err) });
+      }
+    });
+  });
+}

@@ -1,0 +1,17 @@
+// The server's settings, checked once at start and frozen.
+export interface ServerConfig {
+  readonly stateDir: string;
+  readonly configDir: string;
+  readonly host: string;
+  readonly port: number;
+  readonly tokenFile: string | undefined;
+  readonly upload: string | undefined;
+  readonly maxFrame: number;
+  /** how long a disconnected worker's runs wait for it */
+  readonly leaseMs: number;
+  /** default per-job timeout */
+  readonly timeoutSec: number;
+  /** attempts for a job whose runs fail for infrastructure reasons */
+  readonly maxAttempts: number;
+  readonly retryBackoffMs: number;
+}

@@ -1,0 +1,99 @@
+#!/usr/bin/env node
+// builder-server: the schedule, the queues and the result store.
+import { resolve } from 'node:path';
+import { intFlag, parseArgs } from '../common/args.js';
+import { BuilderError, UsageError, errorMessage } from '../common/errors.js';
+import { makeLogger } from '../common/log.js';
+import { DEFAULT_HOST, DEFAULT_PORT, defaultConfigDir, defaultStateDir } from '../common/paths.js';
+import { DEFAULT_MAX_FRAME } from '../protocol/framing.js';
+import type { ServerConfig } from './config.js';
+import { startServer } from './server.js';
+
+const USAGE = `usage: builder-server [options]
+
+Keeps the build schedule and per-platform queues, hands jobs to workers and stores every result.
+
+options:
+  --dir DIR            state directory (default ${defaultStateDir()})
+  --config-dir DIR     templates (orb-build.template.PLATFORM) (default ${defaultConfigDir()})
+  --ip IP              address to listen on (default ${DEFAULT_HOST})
+  --port PORT          port to listen on (default ${DEFAULT_PORT}; 0 picks a free one)
+  --token-file FILE    shared secret (default DIR/token, created with mode 0600 on first start)
+  --upload URL         send every result to builder-web, e.g. https://user:pass@host/upload
+  --lease SECONDS      how long a disconnected worker's runs wait for it (default 30)
+  --timeout SECONDS    default job timeout (default 3600)
+  --max-frame BYTES    largest protocol frame accepted (default ${DEFAULT_MAX_FRAME})
+  --max-attempts N     attempts for jobs failing for infrastructure reasons (default 3)
+  --retry-backoff SECONDS  first delay before such a retry, doubled each time (default 10)
+  --help               this text`;
+
+function configFrom(argv: string[]): ServerConfig {
+  const args = parseArgs(argv, {
+    values: ['dir', 'config-dir', 'ip', 'port', 'token-file', 'upload', 'lease', 'timeout', 'max-frame', 'max-attempts', 'retry-backoff'],
+    booleans: ['help'],
+  });
+  if (args.booleans.has('help')) {
+    console.log(USAGE);
+    process.exit(0);
+  }
+  if (args.positionals.length > 0) throw new UsageError(`unexpected argument "${args.positionals[0]}"`);
+  const upload = args.values.upload;
+  if (upload !== undefined) {
+    let url: URL;
+    try {
+      url = new URL(upload);
+    } catch {
+      throw new UsageError(`--upload: not a URL: ${upload.replace(/\/\/[^@/]*@/, '//***@')}`);
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new UsageError('--upload: only http and https URLs');
+  }
+  const port = intFlag(args, 'port', DEFAULT_PORT, 0);
+  if (port > 65535) throw new UsageError(`--port must be at most 65535, got ${port}`);
+  return Object.freeze({
+    stateDir: resolve(args.values.dir ?? defaultStateDir()),
+    configDir: resolve(args.values['config-dir'] ?? defaultConfigDir()),
+    host: args.values.ip ?? DEFAULT_HOST,
+    port,
+    tokenFile: args.values['token-file'],
+    upload,
+    maxFrame: intFlag(args, 'max-frame', DEFAULT_MAX_FRAME, 1024),
+    leaseMs: intFlag(args, 'lease', 30, 1) * 1000,
+    timeoutSec: intFlag(args, 'timeout', 3600, 1),
+    maxAttempts: intFlag(args, 'max-attempts', 3, 1),
+    retryBackoffMs: intFlag(args, 'retry-backoff', 10, 0) * 1000,
+  });
+}
+
+async function main(): Promise<void> {
+  const log = makeLogger('builder-server');
+  let config: ServerConfig;
+  try {
+    config = configFrom(process.argv.slice(2));
+  } catch (err) {
+    console.error(`builder-server: ${errorMessage(err)}`);
+    process.exit(err instanceof UsageError ? 2 : 1);
+  }
+  let server;
+  try {
+    server = await startServer(config, log);
+  } catch (err) {
+    console.error(`builder-server: ${errorMessage(err)}`);
+    process.exit(1);
+  }
+  const hooks = await import('./plugins.js');
+  await hooks.attachPlugins(server, config, log);
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    log.info(`${signal}: shutting down; running jobs carry on and re-attach after the restart`);
+    void server.close().then(() => process.exit(0));
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+main().catch((err) => {
+  console.error(err instanceof BuilderError ? `builder-server: ${err.message}` : err);
+  process.exit(1);
+});

@@ -1,0 +1,66 @@
+// The schema, as numbered steps. PRAGMA user_version records how far a database has come;
+// each step runs in its own transaction, so a crash mid-upgrade leaves the previous version.
+export const migrations: readonly string[] = [
+  // 1: schedule, platforms, queues, runs, console, artifacts
+  `
+  CREATE TABLE jobs (
+    name TEXT PRIMARY KEY,
+    kind TEXT NOT NULL CHECK (kind IN ('script', 'orb')),
+    platform TEXT,
+    script TEXT,
+    package TEXT,
+    period TEXT,
+    cron TEXT,
+    tz TEXT,
+    timeout_sec INTEGER NOT NULL,
+    next_run INTEGER,
+    created INTEGER NOT NULL
+  );
+  CREATE TABLE platforms (
+    name TEXT PRIMARY KEY,
+    dropped INTEGER NOT NULL DEFAULT 0
+  );
+  CREATE TABLE queue (
+    platform TEXT NOT NULL,
+    job TEXT NOT NULL,
+    pos INTEGER NOT NULL,
+    attempt INTEGER NOT NULL DEFAULT 1,
+    not_before INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (platform, job)
+  );
+  CREATE INDEX queue_order ON queue (platform, pos);
+  CREATE TABLE runs (
+    uuid TEXT PRIMARY KEY,
+    job TEXT NOT NULL,
+    platform TEXT NOT NULL,
+    worker TEXT NOT NULL,
+    script TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    timeout_sec INTEGER NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('running', 'finished')),
+    started INTEGER NOT NULL,
+    finished INTEGER,
+    result TEXT,
+    stats TEXT,
+    refusals TEXT,
+    dir TEXT
+  );
+  CREATE INDEX runs_state ON runs (state, started);
+  CREATE INDEX runs_job ON runs (job, finished);
+  CREATE TABLE console (
+    uuid TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    ms INTEGER NOT NULL,
+    data BLOB NOT NULL,
+    PRIMARY KEY (uuid, seq)
+  ) WITHOUT ROWID;
+  CREATE TABLE artifacts (
+    uuid TEXT NOT NULL,
+    path TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    mode INTEGER NOT NULL,
+    sha256 TEXT NOT NULL,
+    PRIMARY KEY (uuid, path)
+  );
+  `,
+];

@@ -1,0 +1,191 @@
+// What each client request does. Every change is checked first and then made in one
+// transaction, so a refused request changes nothing.
+import { BuilderError } from '../common/errors.js';
+import { checkName, isUuid } from '../common/names.js';
+import type { Connection } from '../protocol/connection.js';
+import type { Request } from '../protocol/messages.js';
+import type { ServerConfig } from './config.js';
+import type { Coordinator } from './coordinator.js';
+import type { Scheduler } from './scheduler.js';
+import { platformsFor, timingOf } from './scheduler.js';
+import type { JobRow, RunRow, Store } from './store.js';
+import { checkTiming, nextAfter, type Timing } from './timing.js';
+
+export interface RequestContext {
+  store: Store;
+  coordinator: Coordinator;
+  scheduler: Scheduler;
+  config: ServerConfig;
+  /** handlers added by other parts (uploads) */
+  extra: Map<string, (req: Request) => unknown>;
+}
+
+const PACKAGE = /^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$/;
+const MAX_TIMEOUT_SEC = 7 * 86_400;
+
+const refuse = (code: string, message: string): never => {
+  throw new BuilderError(code, message);
+};
+
+function timingFrom(req: { period?: Timing['period']; cron?: string; tz?: string }): Timing {
+  const t: Timing = { period: req.period, cron: req.cron, tz: req.tz };
+  checkTiming(t);
+  return t;
+}
+
+function newJob(ctx: RequestContext, base: Omit<JobRow, 'next_run' | 'created' | 'period' | 'cron' | 'tz' | 'timeout_sec'>,
+  t: Timing, timeoutSec: number | undefined): unknown {
+  const { store } = ctx;
+  checkName('job', base.name);
+  if (timeoutSec !== undefined && (timeoutSec < 1 || timeoutSec > MAX_TIMEOUT_SEC)) {
+    refuse('BAD_TIMEOUT', `timeout must be between 1 and ${MAX_TIMEOUT_SEC} seconds, got ${timeoutSec}`);
+  }
+  if (store.job(base.name)) refuse('NAME_USED', `job name already used: ${base.name}`);
+  const now = Date.now();
+  const period = t.cron === undefined ? (t.period ?? 'daily') : null;
+  const row: JobRow = {
+    ...base, period, cron: t.cron ?? null, tz: t.tz ?? null,
+    timeout_sec: timeoutSec ?? ctx.config.timeoutSec, next_run: nextAfter(t, now), created: now,
+  };
+  const queued: string[] = [];
+  store.tx(() => {
+    store.insertJob(row);
+    if (row.kind === 'script' && row.platform) store.addPlatform(row.platform);
+    // a new job runs at once, except jobs that only ever run by execute
+    if (period !== 'never') for (const p of platformsFor(store, ctx.config.configDir, row)) if (store.enqueue(p, row.name)) queued.push(p);
+  });
+  ctx.scheduler.tick();
+  for (const p of queued) ctx.coordinator.dispatch(p);
+  return { name: row.name, next: row.next_run === null ? null : new Date(row.next_run).toISOString(), queued };
+}
+
+const jobInfo = (j: JobRow) => ({
+  name: j.name, kind: j.kind, platform: j.platform, package: j.package, period: j.period, cron: j.cron, tz: j.tz,
+  timeoutSec: j.timeout_sec, next: j.next_run === null ? null : new Date(j.next_run).toISOString(),
+});
+
+export const runInfo = (r: RunRow) => ({
+  uuid: r.uuid, job: r.job, platform: r.platform, worker: r.worker, attempt: r.attempt,
+  started: new Date(r.started).toISOString(), finished: r.finished === null ? null : new Date(r.finished).toISOString(),
+  result: r.result ? JSON.parse(r.result) : null, stats: r.stats ? JSON.parse(r.stats) : {},
+  refusals: r.refusals ? JSON.parse(r.refusals) : [], dir: r.dir,
+});
+
+export function workersInfo(ctx: RequestContext) {
+  return [...ctx.coordinator.workers].map((w) => ({
+    name: w.name, platform: w.platform, address: w.conn.peer, capacity: w.capacity, running: [...w.runs],
+    draining: w.draining, diskShort: w.diskShort, freePercent: w.freePercent ?? null, sandbox: w.sandbox ?? null,
+    since: new Date(w.since).toISOString(), dropped: ctx.store.isDropped(w.platform),
+  }));
+}
+
+/** Handles one request; returns the response data, or throws a BuilderError that becomes the refusal. */
+export async function handleRequest(ctx: RequestContext, conn: Connection, req: Request): Promise<unknown> {
+  const { store, coordinator } = ctx;
+  switch (req.op) {
+    case 'schedule': {
+      checkName('platform', req.platform);
+      if (store.isDropped(req.platform)) refuse('DROPPED', `platform ${req.platform} is dropped; undrop-platform it first`);
+      return newJob(ctx, { name: req.name, kind: 'script', platform: req.platform, script: req.script, package: null },
+        timingFrom(req), req.timeoutSec);
+    }
+    case 'orb-build': {
+      if (!PACKAGE.test(req.package)) refuse('BAD_NAME', `invalid opam package name "${req.package}"`);
+      return newJob(ctx, { name: req.name, kind: 'orb', platform: null, script: null, package: req.package },
+        timingFrom(req), req.timeoutSec);
+    }
+    case 'unschedule': {
+      if (!store.job(req.name)) refuse('NO_JOB', `no job named ${req.name}`);
+      store.tx(() => store.deleteJob(req.name));
+      ctx.scheduler.tick();
+      return { name: req.name };
+    }
+    case 'reschedule': {
+      const job = store.job(req.name) ?? refuse('NO_JOB', `no job named ${req.name}`);
+      // RFC 3339 in UTC only, as the original: no local-time ambiguity
+      if (!/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/.test(req.next) || Number.isNaN(Date.parse(req.next))) {
+        refuse('BAD_TIME', `invalid time "${req.next}": expected RFC 3339 in UTC, e.g. 2026-01-31T03:00:00Z`);
+      }
+      const t = req.period !== undefined || req.cron !== undefined
+        ? timingFrom({ ...(req.period ? { period: req.period } : {}), ...(req.cron ? { cron: req.cron } : {}), ...(job.tz && req.cron ? { tz: job.tz } : {}) })
+        : timingOf(job);
+      const next = Date.parse(req.next);
+      store.tx(() => store.setTiming(job.name, next, t.cron ? null : (t.period ?? 'daily'), t.cron ?? null, t.tz ?? null));
+      ctx.scheduler.tick();
+      return jobInfo(store.job(job.name)!);
+    }
+    case 'execute': {
+      const job = store.job(req.name) ?? refuse('NO_JOB', `no job named ${req.name}`);
+      let platforms = platformsFor(store, ctx.config.configDir, job);
+      if (req.platform !== undefined) {
+        if (!platforms.includes(req.platform)) refuse('NO_PLATFORM', `job ${job.name} does not run on platform ${req.platform}`);
+        platforms = [req.platform];
+      }
+      if (platforms.length === 0) refuse('NO_PLATFORM', `job ${job.name} has no platform to run on (dropped, or no template)`);
+      store.tx(() => platforms.forEach((p) => store.enqueueFront(p, job.name)));
+      if (req.follow) coordinator.follow(conn, req.id, job.name, platforms);
+      for (const p of platforms) coordinator.dispatch(p);
+      return { name: job.name, queued: platforms };
+    }
+    case 'info':
+      return {
+        schedule: store.jobs().map(jobInfo),
+        queues: Object.fromEntries(
+          store.platforms().filter((p) => !p.dropped).map((p) => [p.name, store.queue(p.name).map((e) => e.job)]),
+        ),
+        running: store.running().map(runInfo).map(({ uuid, job, platform, worker, started }) => ({ uuid, job, platform, worker, started })),
+        dropped: store.platforms().filter((p) => p.dropped).map((p) => p.name),
+        workers: workersInfo(ctx),
+      };
+    case 'observe': {
+      if (!isUuid(req.uuid)) refuse('BAD_UUID', `invalid uuid "${req.uuid}"`);
+      if (coordinator.observe(conn, req.id, req.uuid)) return { uuid: req.uuid, live: true };
+      const row = store.run(req.uuid) ?? refuse('NO_RUN', `no run with uuid ${req.uuid}`);
+      return { uuid: req.uuid, live: false, run: runInfo(row) };
+    }
+    case 'observe-latest': {
+      const run = coordinator.latest(req.platform, req.job)
+        ?? refuse('NO_RUN', `no running job${req.job ? ` named ${req.job}` : ''}${req.platform ? ` on ${req.platform}` : ''}`);
+      coordinator.observe(conn, req.id, run.uuid);
+      return { uuid: run.uuid, live: true };
+    }
+    case 'drop-platform': {
+      checkName('platform', req.platform);
+      const jobs = store.tx(() => store.dropPlatform(req.platform));
+      return { platform: req.platform, removedJobs: jobs };
+    }
+    case 'undrop-platform': {
+      if (!store.isDropped(req.platform)) refuse('NOT_DROPPED', `platform ${req.platform} is not dropped`);
+      store.tx(() => store.setDropped(req.platform, false));
+      coordinator.dispatch(req.platform);
+      return { platform: req.platform };
+    }
+    case 'history':
+      return store.history(req.job, Math.min(Math.max(req.limit ?? 20, 1), 10_000)).map(runInfo);
+    case 'cancel': {
+      if (!isUuid(req.uuid)) refuse('BAD_UUID', `invalid uuid "${req.uuid}"`);
+      if (!(await coordinator.cancel(req.uuid))) refuse('NO_RUN', `no running job with uuid ${req.uuid}`);
+      return { uuid: req.uuid };
+    }
+    case 'workers':
+      return workersInfo(ctx);
+    case 'drain': {
+      const matching = [...coordinator.workers].filter((w) => w.name === req.worker);
+      if (matching.length === 0) refuse('NO_WORKER', `no connected worker named ${req.worker}`);
+      for (const w of matching) {
+        w.draining = true;
+        w.conn.send({ t: 'drain' });
+      }
+      return { worker: req.worker, running: matching.flatMap((w) => [...w.runs]) };
+    }
+    case 'uploads':
+    case 'upload-retry': {
+      const handler = ctx.extra.get(req.op) ?? refuse('NO_UPLOADS', 'uploads are not configured on this server (--upload URL)');
+      return handler(req);
+    }
+    default: {
+      const never: never = req;
+      return refuse('BAD_REQUEST', `unknown request ${JSON.stringify(never)}`);
+    }
+  }
+}

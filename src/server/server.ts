@@ -1,0 +1,84 @@
+// Wires the parts of builder-server together and listens. The entry point reads as a table of
+// contents: state, scheduler, coordinator, then one handler per connection role.
+import { mkdirSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
+import { join } from 'node:path';
+import { hostname } from 'node:os';
+import type { Logger } from '../common/log.js';
+import { serverToken } from '../common/token.js';
+import { Connection } from '../protocol/connection.js';
+import type { Request } from '../protocol/messages.js';
+import { serveClient } from './client-handler.js';
+import type { ServerConfig } from './config.js';
+import { Coordinator } from './coordinator.js';
+import { handshake } from './handshake.js';
+import type { RequestContext } from './requests.js';
+import { Scheduler } from './scheduler.js';
+import { openStore, type Store } from './store.js';
+import { serveWorker } from './worker-handler.js';
+
+export interface RunningServer {
+  address: { host: string; port: number };
+  store: Store;
+  coordinator: Coordinator;
+  /** for parts that add client requests (uploads) */
+  extra: Map<string, (req: Request) => unknown>;
+  close(): Promise<void>;
+}
+
+export async function startServer(config: ServerConfig, log: Logger): Promise<RunningServer> {
+  mkdirSync(config.stateDir, { recursive: true, mode: 0o700 });
+  const { token, file: tokenFile, created } = serverToken(config.stateDir, config.tokenFile);
+  if (created) log.info('created a new token', { file: tokenFile });
+  const store = openStore(join(config.stateDir, 'state.db'));
+  const coordinator = new Coordinator(store, config, log);
+  coordinator.recover();
+  const scheduler = new Scheduler(store, config.configDir, (platforms) => platforms.forEach((p) => coordinator.dispatch(p)), log);
+  const extra = new Map<string, (req: Request) => unknown>();
+  const ctx: RequestContext = { store, coordinator, scheduler, config, extra };
+  const serverName = `builder-server@${hostname()}`;
+  const connections = new Set<Connection>();
+
+  const server: Server = createServer((socket) => {
+    const conn = new Connection(socket, { maxFrame: config.maxFrame });
+    connections.add(conn);
+    conn.on('close', (reason) => {
+      connections.delete(conn);
+      if (reason.startsWith('bad frame') || reason.startsWith('undecodable')) {
+        log.warn('connection closed', { peer: conn.peer, reason });
+      }
+    });
+    void handshake(conn, token, log).then((hello) => {
+      if (!hello || conn.closed) return;
+      if (hello.role === 'worker') serveWorker(conn, hello, coordinator, store, log, serverName);
+      else {
+        conn.send({ t: 'welcome', server: serverName });
+        serveClient(conn, ctx, log);
+      }
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.port, config.host, () => resolve());
+  });
+  const addr = server.address();
+  const port = typeof addr === 'object' && addr ? addr.port : config.port;
+  scheduler.start();
+  log.info('listening', { address: `${config.host}:${port}`, state: config.stateDir });
+
+  return {
+    address: { host: config.host, port },
+    store,
+    coordinator,
+    extra,
+    async close() {
+      scheduler.stop();
+      coordinator.stop();
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        for (const c of connections) c.close('server shutting down');
+      });
+      store.close();
+    },
+  };
+}
