@@ -1,0 +1,194 @@
+// The Linux isolation piece of btrfs-ns: runs a script chrooted into a root directory, in new
+// mount, PID, IPC and UTS namespaces (and optionally a new, empty network namespace), as an
+// unprivileged user, with a clean environment. The root's life cycle is not done here
+// (see btrfs-snapshot.ts).
+//
+// Process tree: unshare --fork (host) -> PID 1 of the new namespace: the host's /bin/sh, which
+// sets the hostname and runs chroot as a child -> the job's /bin/sh. PID 1 is kept out of the
+// job on purpose: the kernel ignores default-action signals sent to a namespace's PID 1 from
+// inside, so a script that does `kill $$` would survive if it were PID 1. When PID 1 exits,
+// or unshare is killed (--kill-child), the kernel kills every process left in the namespace,
+// including daemons that left our process group.
+import { spawn } from 'node:child_process';
+import { lstat, mkdir, readFile, readdir, rename, rm, symlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { runTool } from './run-tool.js';
+import { constants } from 'node:os';
+import type { RunStats } from '../../protocol/messages.js';
+import { killGroup } from './spawn-group.js';
+import type { ExitStatus, RunHandle } from './types.js';
+import { InfraError } from './types.js';
+
+export interface NamespaceRun {
+  /** the directory that becomes / (must contain /bin/sh, /proc, /dev and /work) */
+  root: string;
+  /** path of the script inside the root */
+  script: string;
+  /** UID:GID the script runs as */
+  user: string;
+  /** false: a new network namespace with only a loopback device that is down */
+  hostNetwork: boolean;
+  hostname?: string;
+  /** a directory to bind read-only on the root's /dev (when the root has no devices itself) */
+  devTemplate?: string;
+}
+
+const DEVICES: [string, number, number][] = [
+  ['null', 1, 3],
+  ['zero', 1, 5],
+  ['full', 1, 7],
+  ['random', 1, 8],
+  ['urandom', 1, 9],
+  ['tty', 5, 0],
+];
+
+/** true when root/dev/null is a character device: the root brings its own /dev */
+export async function hasOwnDev(root: string): Promise<boolean> {
+  return lstat(join(root, 'dev', 'null')).then((st) => st.isCharacterDevice(), () => false);
+}
+
+/**
+ * Makes (once; idempotent) a directory with only null, zero, full, random, urandom, tty and
+ * the fd links: a job's /dev. Made once per worker because mknod is a process per device,
+ * which would be most of a short job's overhead if done per job.
+ */
+export async function ensureDevTemplate(dir: string): Promise<string> {
+  if (await lstat(join(dir, 'null')).then((st) => st.isCharacterDevice(), () => false)) return dir;
+  const tmp = `${dir}.tmp-${process.pid}`;
+  await rm(tmp, { recursive: true, force: true });
+  await mkdir(tmp, { recursive: true, mode: 0o755 });
+  for (const [name, major, minor] of DEVICES) {
+    await runTool('mknod', ['-m', '666', join(tmp, name), 'c', String(major), String(minor)]);
+  }
+  await symlink('/proc/self/fd', join(tmp, 'fd'));
+  for (const [i, name] of ['stdin', 'stdout', 'stderr'].entries()) await symlink(`fd/${i}`, join(tmp, name));
+  await rm(dir, { recursive: true, force: true });
+  await rename(tmp, dir);
+  return dir;
+}
+
+const PATH = '/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin';
+
+/** the arguments after `unshare`: exported so the benchmark can time the bare equivalent */
+export function unshareArgs(run: NamespaceRun): string[] {
+  // /dev: the root's own when it has one (checked by the caller), else a read-only bind of a
+  // directory holding only the harmless devices (see ensureDevTemplate). The hostname is set
+  // through /proc rather than hostname(1): one process less per job.
+  const dev = run.devTemplate ? 'mount -o bind,ro "$5" "$3/dev" || exit 125; ' : '';
+  const pid1 =
+    'echo "$1" > /proc/sys/kernel/hostname || exit 125; ' +
+    dev +
+    'chroot --userspec="$2" "$3" /bin/sh -c \'cd /work && exec /bin/sh "$0"\' "$4"; s=$?; exit $s';
+  return [
+    '--mount',
+    '--pid',
+    '--ipc',
+    '--uts',
+    ...(run.hostNetwork ? [] : ['--net']),
+    '--fork',
+    '--kill-child',
+    '--propagation=private',
+    `--mount-proc=${run.root}/proc`,
+    '--',
+    '/bin/sh',
+    '-c',
+    pid1,
+    'builder-ns',
+    run.hostname ?? 'builder',
+    run.user,
+    run.root,
+    run.script,
+    run.devTemplate ?? '',
+  ];
+}
+
+/**
+ * A shell reports a child killed by signal N as 128+N, and that is all PID 1 can pass on;
+ * Docker does the same. We read it back as the signal, as every backend does.
+ */
+export function statusFromShell(status: ExitStatus): ExitStatus {
+  if (status.kind === 'exited' && status.code > 128 && status.code < 160) return { kind: 'signalled', signal: status.code - 128 };
+  return status;
+}
+
+/**
+ * Peak memory and CPU of the process tree under pid, from /proc/PID/task/TID/children. Cheaper
+ * than scanning all of /proc for a process group (a few reads instead of one per process on
+ * the host), and it starts after the first interval: a job shorter than that costs nothing.
+ */
+function sampleTree(pid: number, everyMs = 250): { stop(): Promise<RunStats> } {
+  let peak = 0;
+  let ticks = 0;
+  const sample = async (): Promise<void> => {
+    let rss = 0;
+    let cpu = 0;
+    const todo = [pid];
+    for (let p = todo.pop(); p !== undefined; p = todo.pop()) {
+      try {
+        const stat = await readFile(`/proc/${p}/stat`, 'utf8');
+        const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+        cpu += Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]);
+        rss += Number(f[21]) * 4096;
+        for (const tid of await readdir(`/proc/${p}/task`)) {
+          const kids = await readFile(`/proc/${p}/task/${tid}/children`, 'utf8');
+          for (const k of kids.split(' ')) if (k.trim()) todo.push(Number(k));
+        }
+      } catch {
+        // the process ended while we looked
+      }
+    }
+    peak = Math.max(peak, rss);
+    ticks = Math.max(ticks, cpu);
+  };
+  let running: Promise<void> = Promise.resolve();
+  const timer = setInterval(() => (running = running.then(sample)), everyMs);
+  timer.unref();
+  return {
+    async stop() {
+      clearInterval(timer);
+      await running;
+      return { peakMemoryBytes: peak, cpuMs: ticks * 10 };
+    },
+  };
+}
+
+const signalNumber = (name: NodeJS.Signals): number => constants.signals[name] ?? 0;
+
+export function runInNamespaces(run: NamespaceRun, onOutput: (chunk: Buffer) => void): Promise<RunHandle> {
+  // nothing of the worker's environment (tokens, paths) reaches the job
+  const env = { PATH, HOME: '/work', LANG: 'C.UTF-8', TMPDIR: '/tmp' };
+  // stderr shares stdout's pipe so lines keep their order; a new process group for kill()
+  const child = spawn('/bin/sh', ['-c', 'exec 2>&1; exec unshare "$@"', 'builder-ns', ...unshareArgs(run)], {
+    cwd: '/',
+    env,
+    detached: true,
+    stdio: ['ignore', 'pipe', 'ignore'],
+  });
+  return new Promise((resolve, reject) => {
+    child.once('error', (err) => reject(new InfraError(`cannot start unshare: ${err.message}`, { cause: err })));
+    child.once('spawn', () => {
+      const pgid = child.pid!;
+      const stats = sampleTree(pgid);
+      child.stdout!.on('data', onOutput);
+      const exited = new Promise<ExitStatus>((res) => {
+        child.once('exit', (code, signal) => {
+          killGroup(pgid); // unshare is gone: --kill-child has ended the namespace; this gets stragglers
+          res(signal ? { kind: 'signalled', signal: signalNumber(signal) } : { kind: 'exited', code: code ?? 0 });
+        });
+      });
+      const closed = new Promise<void>((res) => child.once('close', () => res()));
+      const done = (async () => {
+        const status = await exited;
+        await closed;
+        return { status: statusFromShell(status), stats: await stats.stop() };
+      })();
+      resolve({
+        done,
+        kill: async () => {
+          killGroup(pgid);
+          await closed;
+        },
+      });
+    });
+  });
+}
