@@ -2,18 +2,24 @@
 // backend makes. Errors that mean "the engine is not there" or "the engine refused" become
 // InfraError with the engine's own message, so a job is retried instead of blamed.
 import type { Duplex, Readable } from 'node:stream';
-import { Pool } from 'undici';
+import type { Pool } from 'undici';
 import { InfraError } from './types.js';
 
 // 1.41 is Docker 20.10, the oldest engine we test against; newer engines accept it too.
 const API = '/v1.41';
 
 export class DockerApi {
-  private readonly client: Pool;
-  constructor(readonly socketPath = '/var/run/docker.sock') {
+  private pool: Promise<Pool> | undefined;
+  constructor(readonly socketPath = '/var/run/docker.sock') {}
+
+  /** undici is loaded on first use, so `builder-worker --help` and other backends never pay for it */
+  private get client(): Promise<Pool> {
     // no timeouts: a wait or an archive download lasts as long as the job; a pool, because a
     // wait holds its connection for the whole job while other calls go on
-    this.client = new Pool('http://docker', { socketPath, headersTimeout: 0, bodyTimeout: 0, connections: null });
+    this.pool ??= import('undici').then(
+      ({ Pool }) => new Pool('http://docker', { socketPath: this.socketPath, headersTimeout: 0, bodyTimeout: 0, connections: null }),
+    );
+    return this.pool;
   }
 
   /** one request; returns the status and the body as a stream (caller consumes it) */
@@ -25,7 +31,7 @@ export class DockerApi {
   ): Promise<{ status: number; body: Readable }> {
     const isJson = body !== undefined && !(body instanceof Buffer) && typeof (body as Readable).pipe !== 'function';
     try {
-      const res = await this.client.request({
+      const res = await (await this.client).request({
         method,
         path: API + path,
         headers: isJson ? { 'content-type': 'application/json', ...headers } : headers,
@@ -58,7 +64,7 @@ export class DockerApi {
   /** POST .../attach hijacks the connection; undici hands us the raw socket after a 101 */
   async attach(id: string): Promise<Duplex> {
     try {
-      const { socket } = await this.client.upgrade({
+      const { socket } = await (await this.client).upgrade({
         path: `${API}/containers/${id}/attach?stream=1&stdout=1&stderr=1`,
         method: 'POST',
         protocol: 'tcp',
@@ -69,8 +75,9 @@ export class DockerApi {
     }
   }
 
-  close(): Promise<void> {
-    return this.client.close();
+  async close(): Promise<void> {
+    if (this.pool) await (await this.pool).close();
+    this.pool = undefined;
   }
 }
 
