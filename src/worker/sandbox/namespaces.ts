@@ -78,7 +78,11 @@ export function unshareArgs(run: NamespaceRun): string[] {
   const pid1 =
     'echo "$1" > /proc/sys/kernel/hostname || exit 125; ' +
     dev +
-    'chroot --userspec="$2" "$3" /bin/sh -c \'cd /work && exec /bin/sh "$0"\' "$4"; s=$?; exit $s';
+    // PID 1's own stderr goes quiet from here: a shell reports "Killed" for a child ended by a
+    // signal, which is not the job's output; the job gets the real stderr back (fd 3) in a
+    // subshell, because dash prints that message with the command's own redirections applied
+    'exec 3>&2 2>/dev/null; ' +
+    '(exec 2>&3 3>&-; exec chroot --userspec="$2" "$3" /bin/sh -c \'cd /work && exec /bin/sh "$0"\' "$4"); s=$?; exit $s';
   return [
     '--mount',
     '--pid',
