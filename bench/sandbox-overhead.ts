@@ -1,0 +1,119 @@
+// Per-job overhead of the docker and btrfs-ns sandboxes (prepare + start `true` + collect +
+// destroy) against the raw operations timed in the same run: `docker run --rm IMAGE true`, and
+// a bare `btrfs subvolume snapshot` + `unshare ... chroot ... true` + `btrfs subvolume delete`.
+// Medians over RUNS jobs after one warm-up each. A backend whose environment is missing is
+// reported as {skipped: reason}. bench/run.ts imports this.
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomUUID } from 'node:crypto';
+import { btrfsNsBackend } from '../src/worker/sandbox/btrfs-ns.js';
+import { dockerBackend } from '../src/worker/sandbox/docker.js';
+import type { SandboxBackend } from '../src/worker/sandbox/types.js';
+
+const RUNS = Number(process.env.BUILDER_BENCH_RUNS ?? 10);
+const IMAGE = process.env.BUILDER_BENCH_IMAGE ?? 'builder-test-busybox';
+const BTRFS = process.env.BUILDER_TEST_BTRFS ?? '/var/tmp/builder-btrfs';
+
+const sh = (file: string, args: string[]): Promise<string> =>
+  new Promise((res, rej) => execFile(file, args, (err, out, errText) => (err ? rej(new Error(errText || err.message)) : res(out))));
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
+const round = (x: number): number => Math.round(x * 10) / 10;
+
+async function timeMs(f: () => Promise<unknown>): Promise<number[]> {
+  await f(); // warm-up: caches, the first connection, the /dev template
+  const out: number[] = [];
+  for (let i = 0; i < RUNS; i++) {
+    const t = performance.now();
+    await f();
+    out.push(performance.now() - t);
+  }
+  return out;
+}
+
+async function oneJob(backend: SandboxBackend): Promise<void> {
+  const sb = await backend.prepare({ uuid: randomUUID(), name: 'bench', platform: 'bench', script: 'true\n' });
+  try {
+    const h = await sb.start(() => undefined);
+    await h.done;
+    await sb.collect();
+  } finally {
+    await sb.destroy();
+  }
+}
+
+function summary(ours: number[], raw: number[]) {
+  return {
+    runs: RUNS,
+    backendMedianMs: round(median(ours)),
+    rawMedianMs: round(median(raw)),
+    ratio: Math.round((median(ours) / median(raw)) * 100) / 100,
+  };
+}
+
+async function benchDocker(workDir: string): Promise<Record<string, unknown>> {
+  try {
+    await sh('docker', ['image', 'inspect', IMAGE]);
+  } catch (err) {
+    return { skipped: `no Docker engine or no image ${IMAGE}: ${(err as Error).message.trim().split('\n')[0]}` };
+  }
+  const backend = dockerBackend.create({ image: IMAGE }, { workerId: 'bench', workDir, log: () => undefined });
+  const ours = await timeMs(() => oneJob(backend));
+  const raw = await timeMs(() => sh('docker', ['run', '--rm', IMAGE, 'true']));
+  return { ...summary(ours, raw), aim: 'ratio <= 1.2', raw: `docker run --rm ${IMAGE} true` };
+}
+
+async function benchBtrfs(workDir: string): Promise<Record<string, unknown>> {
+  const base = join(BTRFS, 'base@clean');
+  try {
+    if (process.getuid?.() !== 0) throw new Error('needs root');
+    await sh('btrfs', ['property', 'get', '-ts', base, 'ro']);
+  } catch (err) {
+    return { skipped: `no btrfs base at ${base}: ${(err as Error).message.trim().split('\n')[0]}` };
+  }
+  const backend = btrfsNsBackend.create({ 'btrfs-base': base }, { workerId: 'bench', workDir, log: () => undefined });
+  const ours = await timeMs(() => oneJob(backend));
+  const raw = await timeMs(async () => {
+    const snap = join(BTRFS, `bench-raw-${randomUUID()}`);
+    await sh('btrfs', ['-q', 'subvolume', 'snapshot', base, snap]);
+    try {
+      await sh('unshare', [
+        '--mount', '--pid', '--ipc', '--uts', '--net', '--fork', `--mount-proc=${snap}/proc`,
+        'chroot', '--userspec=65534:65534', snap, '/bin/true',
+      ]);
+    } finally {
+      await sh('btrfs', ['-q', 'subvolume', 'delete', snap]);
+    }
+  });
+  return {
+    ...summary(ours, raw),
+    aim: 'ratio <= 2 and backendMedianMs < 50',
+    raw: 'btrfs subvolume snapshot + unshare --mount --pid --ipc --uts --net --fork chroot true + btrfs subvolume delete',
+  };
+}
+
+export async function benchSandboxes(): Promise<Record<string, unknown>> {
+  const workDir = await mkdtemp(join(tmpdir(), 'builder-bench-'));
+  try {
+    return { docker: await benchDocker(workDir), 'btrfs-ns': await benchBtrfs(workDir) };
+  } finally {
+    await rm(workDir, { recursive: true, force: true });
+  }
+}
+
+// run alone: node dist/bench/sandbox-overhead.js
+if (import.meta.url === `file://${process.argv[1]}`) {
+  benchSandboxes().then(
+    (r) => console.log(JSON.stringify(r, null, 2)),
+    (err: unknown) => {
+      console.error(err);
+      process.exit(1);
+    },
+  );
+}
