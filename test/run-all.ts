@@ -6,7 +6,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const uvuBin = createRequire(import.meta.url).resolve('uvu/bin.js');
+// uvu does not export bin.js, so find it beside the package's main entry
+const uvuBin = join(dirname(createRequire(import.meta.url).resolve('uvu')), '..', 'bin.js');
 const pattern = process.argv[2] ?? '\\.test\\.js$';
 
 const child = spawn(process.execPath, [uvuBin, here, pattern, '--color', 'false'], {

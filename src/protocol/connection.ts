@@ -30,6 +30,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
   private lastReceived = Date.now();
   private timer: NodeJS.Timeout | undefined;
   private closedReason: string | undefined;
+  private held: Message[] | undefined;
 
   constructor(readonly socket: Socket, opts: ConnectionOptions = {}) {
     super();
@@ -78,6 +79,24 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     return this.socket.writableLength;
   }
 
+  /**
+   * Queues incoming messages instead of emitting them, until release(). The hello hands the
+   * connection over with this on, so that a message arriving in the same packet as the welcome
+   * is not emitted before its new owner listens.
+   */
+  hold(): void {
+    this.held ??= [];
+  }
+
+  release(): void {
+    const queued = this.held ?? [];
+    this.held = undefined;
+    for (const msg of queued) {
+      if (this.closed) return;
+      this.emit('message', msg);
+    }
+  }
+
   close(reason: string): void {
     if (this.closedReason !== undefined) return;
     this.closedReason = reason;
@@ -116,7 +135,8 @@ export class Connection extends EventEmitter<ConnectionEvents> {
         return;
       }
       if (msg.t === 'ping') continue;
-      this.emit('message', msg);
+      if (this.held) this.held.push(msg);
+      else this.emit('message', msg);
       if (this.closed) return;
     }
   }

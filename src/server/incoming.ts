@@ -16,6 +16,7 @@ interface Open {
   received: number;
   hash: Hash;
   out: WriteStream | undefined;
+  failed: string | undefined;
   ready: Promise<void>;
 }
 
@@ -31,16 +32,20 @@ export class IncomingArtifacts {
     this.abortCurrent();
     const problem = artifactPathProblem(path) ?? (this.stored.some((a) => a.path === path) ? 'sent twice' : undefined);
     const file = join(this.root, 'artifacts', path);
-    let out: WriteStream | undefined;
-    let ready = Promise.resolve();
+    const cur: Open = { path, size, mode, received: 0, hash: createHash('sha256'), out: undefined, failed: undefined, ready: Promise.resolve() };
     if (problem) {
       this.refusals.push({ path, reason: problem });
     } else {
-      ready = mkdir(dirname(file), { recursive: true }).then(() => undefined);
-      out = createWriteStream(file, { mode: (mode & 0o777) | 0o600 });
-      out.on('error', () => undefined);
+      // the stream opens its file at once, so the directory must exist first
+      cur.ready = mkdir(dirname(file), { recursive: true }).then(
+        () => {
+          cur.out = createWriteStream(file, { mode: (mode & 0o777) | 0o600 });
+          cur.out.on('error', (err) => (cur.failed = err.message));
+        },
+        (err: Error) => void (cur.failed = err.message),
+      );
     }
-    this.current = { path, size, mode, received: 0, hash: createHash('sha256'), out, ready };
+    this.current = cur;
   }
 
   /** Writes a chunk; resolves when the disk has taken it, so the caller can pause its socket. */
@@ -49,18 +54,23 @@ export class IncomingArtifacts {
     if (!cur) return;
     cur.received += data.length;
     cur.hash.update(data);
-    if (!cur.out) return;
     await cur.ready;
-    if (!cur.out.write(data)) await once(cur.out, 'drain');
+    if (!cur.out || cur.failed) return;
+    if (!cur.out.write(data)) await Promise.race([once(cur.out, 'drain'), once(cur.out, 'error')]);
   }
 
   async end(sha256: string): Promise<void> {
     const cur = this.current;
     this.current = undefined;
-    if (!cur || !cur.out) return;
+    if (!cur) return;
     await cur.ready;
+    if (!cur.out) return;
     cur.out.end();
     await once(cur.out, 'close');
+    if (cur.failed) {
+      this.refusals.push({ path: cur.path, reason: `cannot store: ${cur.failed}` });
+      return;
+    }
     const digest = cur.hash.digest('hex');
     if (cur.received !== cur.size || digest !== sha256) {
       this.refusals.push({

@@ -1,0 +1,106 @@
+// schedule, orb-build, unschedule, reschedule: changes to the schedule.
+import { readFile } from 'node:fs/promises';
+import { UsageError } from '../../common/errors.js';
+import { intFlag, type ParsedArgs } from '../../common/args.js';
+import { PERIODS, type Period } from '../../protocol/messages.js';
+import type { Command } from '../command.js';
+
+const timingFlags = ['period', 'cron', 'tz', 'timeout'] as const;
+
+function timing(args: ParsedArgs): { period?: Period; cron?: string; tz?: string; timeoutSec?: number } {
+  const period = args.values.period;
+  if (period !== undefined && !(PERIODS as readonly string[]).includes(period)) {
+    throw new UsageError(`--period must be one of ${PERIODS.join('|')}, got "${period}"`);
+  }
+  return {
+    ...(period !== undefined ? { period: period as Period } : {}),
+    ...(args.values.cron !== undefined ? { cron: args.values.cron } : {}),
+    ...(args.values.tz !== undefined ? { tz: args.values.tz } : {}),
+    ...(args.values.timeout !== undefined ? { timeoutSec: intFlag(args, 'timeout', 0, 1) } : {}),
+  };
+}
+
+const timingHelp = `  --period hourly|daily|weekly|never   how often (default daily)
+  --cron "MIN HOUR DOM MON DOW"        a crontab expression instead of a period
+  --tz ZONE                            time zone of --cron (default UTC)
+  --timeout SECONDS                    end the job after this long (default: the server's, 3600)`;
+
+export const schedule: Command = {
+  name: 'schedule',
+  summary: 'schedule a script job for one platform',
+  usage: `builder-client schedule NAME PLATFORM SCRIPTFILE [options]
+
+The job is queued at once (unless --period never) and then runs every period.
+${timingHelp}
+
+example: builder-client schedule hello debian-12 ./hello.sh --cron "0 3 * * 1" --tz Europe/Berlin`,
+  flags: { values: timingFlags },
+  positionals: [3, 3],
+  async run(args, ctx) {
+    const [name, platform, file] = args.positionals as [string, string, string];
+    let script: string;
+    try {
+      script = await readFile(file, 'utf8');
+    } catch (err) {
+      throw new UsageError(`cannot read script ${file}: ${(err as NodeJS.ErrnoException).code ?? err}`);
+    }
+    const session = await ctx.connect();
+    const { data } = await session.request({ op: 'schedule', name, platform, script, ...timing(args) });
+    const d = data as { next: string | null; queued: string[] };
+    ctx.out(`scheduled ${name} on ${platform}; next run ${d.next ?? 'only by execute'}${d.queued.length ? '; queued now' : ''}`);
+    return 0;
+  },
+};
+
+export const orbBuild: Command = {
+  name: 'orb-build',
+  summary: 'schedule a templated opam package build on every platform with a template',
+  usage: `builder-client orb-build NAME OPAM_PACKAGE [options]
+
+The script comes from orb-build.template.PLATFORM in the server's config directory.
+${timingHelp}`,
+  flags: { values: timingFlags },
+  positionals: [2, 2],
+  async run(args, ctx) {
+    const [name, pkg] = args.positionals as [string, string];
+    const session = await ctx.connect();
+    const { data } = await session.request({ op: 'orb-build', name, package: pkg, ...timing(args) });
+    const d = data as { next: string | null; queued: string[] };
+    ctx.out(`scheduled ${name} (${pkg}); next run ${d.next ?? 'only by execute'}; queued on: ${d.queued.join(', ') || 'no platform yet'}`);
+    return 0;
+  },
+};
+
+export const unschedule: Command = {
+  name: 'unschedule',
+  summary: 'remove a job from the schedule and its queues',
+  usage: 'builder-client unschedule NAME',
+  flags: {},
+  positionals: [1, 1],
+  async run(args, ctx) {
+    const session = await ctx.connect();
+    await session.request({ op: 'unschedule', name: args.positionals[0]! });
+    ctx.out(`unscheduled ${args.positionals[0]}`);
+    return 0;
+  },
+};
+
+export const reschedule: Command = {
+  name: 'reschedule',
+  summary: 'set the next run time (and optionally the period) of a job',
+  usage: `builder-client reschedule NAME NEXT [--period P | --cron EXPR]
+
+NEXT is an RFC 3339 time in UTC, e.g. 2026-01-31T03:00:00Z.`,
+  flags: { values: ['period', 'cron'] },
+  positionals: [2, 2],
+  async run(args, ctx) {
+    const [name, next] = args.positionals as [string, string];
+    const t = timing(args);
+    const session = await ctx.connect();
+    const { data } = await session.request({
+      op: 'reschedule', name, next, ...(t.period ? { period: t.period } : {}), ...(t.cron ? { cron: t.cron } : {}),
+    });
+    ctx.out(`rescheduled ${name}; next run ${(data as { next: string }).next}`);
+    return 0;
+  },
+};

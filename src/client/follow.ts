@@ -1,0 +1,31 @@
+// Prints a followed run: its console lines with the time since the run started, then its
+// result. Resolves with the exit status the CLI should end with.
+import { describeResult, exitStatusOf } from '../protocol/describe.js';
+import type { End, Line, Skipped, Started } from '../protocol/messages.js';
+import type { ClientContext } from './command.js';
+import { linePrefix } from './format.js';
+
+export function printer(ctx: ClientContext): { onEvent(ev: Started | Line | Skipped | End): void; ended: Promise<number> } {
+  let resolveEnded!: (code: number) => void;
+  const ended = new Promise<number>((r) => (resolveEnded = r));
+  return {
+    ended,
+    onEvent(ev) {
+      switch (ev.t) {
+        case 'started':
+          ctx.err(`following run ${ev.uuid} of ${ev.job} on ${ev.platform}`);
+          return;
+        case 'line':
+          ctx.write(Buffer.concat([Buffer.from(linePrefix(ev.ms)), ev.data, Buffer.from('\n')]));
+          return;
+        case 'skipped':
+          ctx.err(`[${ev.count} lines skipped: this observer was too slow]`);
+          return;
+        case 'end':
+          ctx.err(`run ${ev.uuid}: ${describeResult(ev.result)}`);
+          resolveEnded(exitStatusOf(ev.result));
+          return;
+      }
+    },
+  };
+}

@@ -1,0 +1,90 @@
+#!/usr/bin/env node
+// builder-client: schedules, changes and watches jobs on a builder-server.
+// Exit status: 0 success, 1 the server refused (or the followed job failed), 2 usage errors.
+import { parseArgs } from '../common/args.js';
+import { BuilderError, UsageError, errorMessage } from '../common/errors.js';
+import { DEFAULT_HOST, DEFAULT_PORT, parseRemote } from '../common/paths.js';
+import { peerToken } from '../common/token.js';
+import type { ClientContext, Command } from './command.js';
+import { execute, observe, observeLatest, cancel } from './commands/runs.js';
+import { orbBuild, reschedule, schedule, unschedule } from './commands/schedule.js';
+import { drain, dropPlatform, history, info, undropPlatform, workers } from './commands/state.js';
+import { ClientSession } from './session.js';
+import { uploadCommands } from './commands/uploads.js';
+
+const commands: Command[] = [
+  schedule, orbBuild, unschedule, reschedule, execute, info, observe, observeLatest,
+  dropPlatform, undropPlatform, history, cancel, workers, drain, ...uploadCommands,
+];
+
+const GLOBAL = `global options (before or after the sub-command):
+  --remote HOST:PORT   the server (default $BUILDER_REMOTE or ${DEFAULT_HOST}:${DEFAULT_PORT})
+  --token-file FILE    shared secret (or $BUILDER_TOKEN; default: the server's token file when readable)`;
+
+const mainUsage = (): string => `usage: builder-client [--remote HOST:PORT] [--token-file FILE] COMMAND [args]
+
+commands:
+${commands.map((c) => `  ${c.name.padEnd(16)} ${c.summary}`).join('\n')}
+
+${GLOBAL}
+'builder-client COMMAND --help' shows a command's arguments.`;
+
+async function main(argv: string[]): Promise<number> {
+  const name = argv.find((a, i) => !a.startsWith('--') && !['--remote', '--token-file'].includes(argv[i - 1] ?? ''));
+  if (!name || name === 'help') {
+    if (argv.includes('--help') || name === 'help') {
+      console.log(mainUsage());
+      return 0;
+    }
+    throw new UsageError(`missing command\n${mainUsage()}`);
+  }
+  const command = commands.find((c) => c.name === name);
+  if (!command) throw new UsageError(`unknown command "${name}" (see builder-client --help)`);
+  const rest = argv.filter((a, i) => i !== argv.indexOf(name));
+  const spec = command.flags;
+  const args = parseArgs(rest, {
+    values: [...(spec.values ?? []), 'remote', 'token-file'],
+    booleans: [...(spec.booleans ?? []), 'help'],
+  });
+  if (args.booleans.has('help')) {
+    console.log(`usage: ${command.usage}\n\n${GLOBAL}`);
+    return 0;
+  }
+  const [min, max] = command.positionals;
+  if (args.positionals.length < min || args.positionals.length > max) {
+    throw new UsageError(`${command.name}: wrong number of arguments\nusage: ${command.usage.split('\n')[0]}`);
+  }
+  const remote = parseRemote(args.values.remote ?? process.env.BUILDER_REMOTE ?? `${DEFAULT_HOST}:${DEFAULT_PORT}`);
+  let session: ClientSession | undefined;
+  const ctx: ClientContext = {
+    async connect() {
+      session = await ClientSession.open(remote.host, remote.port, peerToken(args.values['token-file']));
+      return session;
+    },
+    out: (text) => process.stdout.write(text + '\n'),
+    write: (bytes) => process.stdout.write(bytes),
+    err: (text) => process.stderr.write(text + '\n'),
+  };
+  try {
+    return await command.run(args, ctx);
+  } finally {
+    session?.close();
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+    // stdout may still be flushing to a pipe; exit once it has
+    process.stdout.write('', () => process.exit(code));
+  },
+  (err) => {
+    if (err instanceof UsageError) {
+      console.error(`builder-client: ${err.message}`);
+      process.exit(2);
+    }
+    console.error(`builder-client: ${err instanceof BuilderError ? err.message : errorMessage(err)}`);
+    if (!(err instanceof BuilderError)) console.error(err);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,70 @@
+// A client's connection: requests with ids, answers matched to them, and the streamed events
+// (started, line, skipped, end) of observed runs delivered to the request that asked.
+import { BuilderError } from '../common/errors.js';
+import type { Connection } from '../protocol/connection.js';
+import { dial } from '../protocol/dial.js';
+import type { End, Line, Message, Request, Skipped, Started } from '../protocol/messages.js';
+
+type Stream = Started | Line | Skipped | End;
+type RequestBody = Request extends infer R ? (R extends { op: infer O } ? Omit<Extract<Request, { op: O }>, 't' | 'id'> : never) : never;
+
+export class ClientSession {
+  private nextId = 1;
+  private waiting = new Map<number, { resolve(v: unknown): void; reject(e: Error): void }>();
+  private streams = new Map<number, (ev: Stream) => void>();
+
+  constructor(readonly conn: Connection) {
+    conn.on('message', (msg: Message) => this.onMessage(msg));
+    conn.on('close', (reason) => {
+      for (const w of this.waiting.values()) w.reject(new BuilderError('CONNECT', `connection lost: ${reason}`));
+      this.waiting.clear();
+    });
+  }
+
+  static async open(host: string, port: number, token: string): Promise<ClientSession> {
+    const { conn } = await dial({ host, port, token, role: 'client' });
+    const session = new ClientSession(conn);
+    conn.release();
+    return session;
+  }
+
+  /** Sends a request; resolves with the server's data, rejects with its refusal. */
+  request(body: RequestBody, onStream?: (ev: Stream) => void): Promise<{ id: number; data: unknown }> {
+    const id = this.nextId++;
+    if (onStream) this.streams.set(id, onStream);
+    return new Promise((resolve, reject) => {
+      this.waiting.set(id, { resolve: (data) => resolve({ id, data }), reject });
+      this.conn.send({ t: 'req', id, ...body } as Request);
+    });
+  }
+
+  close(): void {
+    this.conn.close('done');
+  }
+
+  private onMessage(msg: Message): void {
+    switch (msg.t) {
+      case 'res': {
+        const w = this.waiting.get(msg.id);
+        this.waiting.delete(msg.id);
+        if (!w) return;
+        if (msg.ok) w.resolve(msg.data);
+        else w.reject(new BuilderError(msg.code, msg.message));
+        return;
+      }
+      case 'started':
+      case 'line':
+      case 'skipped':
+      case 'end': {
+        this.streams.get(msg.id)?.(msg);
+        return;
+      }
+      case 'error':
+        for (const w of this.waiting.values()) w.reject(new BuilderError(msg.code, msg.message));
+        this.waiting.clear();
+        return;
+      default:
+        return;
+    }
+  }
+}

@@ -1,0 +1,255 @@
+// The worker's side of its connection, after the hello:
+//   1. hello lists the runs this worker still holds; welcome says which to go on with (attach,
+//      with the last console line the server has) and which to drop (abandon)
+//   2. server -> job | cancel | drain | ack | refused;  worker -> output, artifacts, finished, status
+//   3. a run is forgotten, and its sandbox destroyed, only after the server's ack
+// When the server goes away, runs go on; their output is buffered (bounded) and the worker
+// reconnects with backoff and re-attaches them.
+import { errorMessage } from '../common/errors.js';
+import type { Logger } from '../common/log.js';
+import type { Connection } from '../protocol/connection.js';
+import { dial } from '../protocol/dial.js';
+import type { Job, Message, Welcome } from '../protocol/messages.js';
+import { HeldRun } from './held-run.js';
+import { runJob, type RunLimits } from './runner.js';
+import { sendArtifacts } from './send-artifacts.js';
+import type { SandboxBackend } from './sandbox/types.js';
+
+export interface UplinkOptions {
+  host: string;
+  port: number;
+  token: string;
+  name: string;
+  platform: string;
+  capacity: number;
+  once: boolean;
+  limits: RunLimits;
+  backend: SandboxBackend;
+  log: Logger;
+  /** free-space check; true when the worker must take no job */
+  diskShort?: () => Promise<{ short: boolean; freePercent: number }>;
+}
+
+const MAX_BACKOFF_MS = 5000;
+
+export class Uplink {
+  private readonly held = new Map<string, HeldRun>();
+  private conn: Connection | undefined;
+  private pending = new Map<string, Array<[number, Buffer]> & { first?: number }>();
+  private flushScheduled = false;
+  private draining = false;
+  private diskShort = false;
+  private freePercent: number | undefined;
+  private stopped = false;
+  private jobsTaken = 0;
+  private resolveDone: (() => void) | undefined;
+  readonly done = new Promise<void>((resolve) => (this.resolveDone = resolve));
+
+  constructor(private readonly o: UplinkOptions) {}
+
+  get runs(): number {
+    return this.held.size;
+  }
+
+  /** Connects, and reconnects with backoff, until drained or stopped. */
+  async start(): Promise<void> {
+    let backoff = 100;
+    while (!this.stopped) {
+      try {
+        await this.connectOnce();
+        backoff = 100;
+        await new Promise<void>((resolve) => this.conn!.once('close', () => resolve()));
+      } catch (err) {
+        this.o.log.warn('cannot reach the server', { error: errorMessage(err), retryInMs: backoff });
+        if ((err as { code?: string }).code === 'AUTH' || (err as { code?: string }).code === 'VERSION') {
+          // a wrong token or version does not fix itself by retrying fast
+          backoff = MAX_BACKOFF_MS;
+        }
+      }
+      if (this.stopped) break;
+      await new Promise((r) => setTimeout(r, backoff * (0.75 + Math.random() / 2)));
+      backoff = Math.min(MAX_BACKOFF_MS, backoff * 2);
+    }
+  }
+
+  /** SIGTERM: finish what is held, take nothing new, then stop. */
+  drain(): void {
+    this.draining = true;
+    this.sendStatus();
+    this.checkDone();
+  }
+
+  /** Second SIGINT: kill everything now and clean up. */
+  async abort(): Promise<void> {
+    this.stopped = true;
+    await Promise.all([...this.held.values()].map((h) => this.forget(h, 'worker stopping')));
+    this.conn?.close('worker stopping');
+    this.resolveDone?.();
+  }
+
+  private async connectOnce(): Promise<void> {
+    const running = [...this.held.values()].map((h) => ({ uuid: h.uuid, lastSeq: h.nextSeq - 1, finished: h.ending !== undefined }));
+    const { conn, welcome } = await dial({
+      host: this.o.host, port: this.o.port, role: 'worker', token: this.o.token,
+      worker: { name: this.o.name, platform: this.o.platform, capacity: this.o.capacity, running },
+    });
+    this.conn = conn;
+    this.pending.clear();
+    conn.on('message', (msg) => this.onMessage(msg));
+    conn.on('close', (reason) => {
+      if (this.conn === conn) this.conn = undefined;
+      if (!this.stopped) this.o.log.warn('connection to the server lost; runs go on', { reason, held: this.held.size });
+    });
+    this.o.log.info('connected', { server: welcome.server, platform: this.o.platform, dropped: welcome.dropped || undefined });
+    if (welcome.dropped) this.o.log.warn('this platform is dropped on the server; no jobs will come until it is undropped');
+    this.onWelcome(conn, welcome);
+    this.sendStatus();
+    conn.release();
+  }
+
+  private onWelcome(conn: Connection, welcome: Welcome): void {
+    const attached = new Set<string>();
+    for (const { uuid, haveSeq } of welcome.attach ?? []) {
+      const h = this.held.get(uuid);
+      if (!h) continue;
+      attached.add(uuid);
+      const lines = h.linesAfter(haveSeq);
+      if (lines.length > 0) conn.send({ t: 'output', uuid, seq: lines[0]![0], lines: lines.map(([, ms, d]) => [ms, d]) });
+      if (h.ending) void this.sendEnding(h);
+    }
+    for (const h of [...this.held.values()]) {
+      if (!attached.has(h.uuid)) void this.forget(h, 'the server no longer holds this run for us');
+    }
+  }
+
+  private onMessage(msg: Message): void {
+    switch (msg.t) {
+      case 'job':
+        return this.take(msg);
+      case 'cancel': {
+        const h = this.held.get(msg.uuid);
+        this.o.log.info('cancel', { run: msg.uuid, reason: msg.reason });
+        h?.cancel?.(msg.reason);
+        return;
+      }
+      case 'ack': {
+        const h = this.held.get(msg.uuid);
+        if (h) void this.forget(h, undefined);
+        return;
+      }
+      case 'refused': {
+        const h = this.held.get(msg.uuid);
+        this.o.log.warn('server refused a run', { run: msg.uuid, reason: msg.reason });
+        if (h) void this.forget(h, msg.reason);
+        return;
+      }
+      case 'drain':
+        this.o.log.info('asked to drain: finishing held runs, taking no new job');
+        return this.drain();
+      case 'error':
+        this.o.log.error('server error', { code: msg.code, message: msg.message });
+        return;
+      default:
+        this.o.log.warn(`unexpected message from server: ${msg.t}`);
+    }
+  }
+
+  private take(job: Job): void {
+    const conn = this.conn;
+    if (this.draining || this.diskShort || this.stopped || this.held.size >= this.o.capacity || (this.o.once && this.jobsTaken > 0)) {
+      // the server's view was stale: hand the job back as an infrastructure failure, which it retries
+      conn?.send({
+        t: 'finished', uuid: job.uuid, lastSeq: -1, stats: {}, refusals: [], artifacts: 0,
+        result: { kind: 'failed', message: `worker ${this.o.name} cannot take jobs now`, infra: true },
+      });
+      return;
+    }
+    this.jobsTaken++;
+    const h = new HeldRun(job.uuid, job.name);
+    this.held.set(job.uuid, h);
+    const log = this.o.log.child({ run: job.uuid, job: job.name });
+    log.info('job started');
+    void runJob(this.o.backend, job, h, this.o.limits, (seq, ms, data) => this.queueLine(h.uuid, seq, ms, data))
+      .then(async (ending) => {
+        h.ending = ending;
+        this.flush();
+        log.info('job ended', { result: JSON.stringify(ending.result), artifacts: ending.artifacts.length });
+        await this.sendEnding(h);
+      })
+      .catch((err) => log.error('run failed unexpectedly', { error: errorMessage(err) }));
+  }
+
+  private queueLine(uuid: string, seq: number, ms: number, data: Buffer): void {
+    if (!this.conn) return; // kept in the run's buffer, sent again after re-attach
+    let batch = this.pending.get(uuid);
+    if (!batch) {
+      batch = Object.assign([] as Array<[number, Buffer]>, { first: seq });
+      this.pending.set(uuid, batch);
+    }
+    batch.push([ms, data]);
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      // lines that arrive together go in one frame, without delaying the first one
+      setImmediate(() => this.flush());
+    }
+  }
+
+  private flush(): void {
+    this.flushScheduled = false;
+    const conn = this.conn;
+    for (const [uuid, batch] of this.pending) {
+      if (conn && batch.length > 0) conn.send({ t: 'output', uuid, seq: batch.first!, lines: batch });
+    }
+    this.pending.clear();
+  }
+
+  private async sendEnding(h: HeldRun): Promise<void> {
+    const conn = this.conn;
+    const ending = h.ending;
+    if (!conn || !ending) return;
+    const readErrors = await sendArtifacts(conn, h.uuid, ending.artifacts);
+    if (readErrors === false || conn.closed) return;
+    conn.send({
+      t: 'finished', uuid: h.uuid, result: ending.result, lastSeq: h.nextSeq - 1, stats: ending.stats,
+      refusals: [...ending.refusals, ...readErrors], artifacts: ending.artifacts.length,
+    });
+  }
+
+  private async forget(h: HeldRun, reason: string | undefined): Promise<void> {
+    if (!this.held.has(h.uuid)) return;
+    this.held.delete(h.uuid);
+    if (!h.ending) h.cancel?.(reason ?? 'forgotten');
+    try {
+      await h.sandbox?.destroy();
+    } catch (err) {
+      this.o.log.error('cannot destroy sandbox', { run: h.uuid, error: errorMessage(err) });
+    }
+    this.sendStatus();
+    this.checkDone();
+  }
+
+  private checkDone(): void {
+    const finishedOnce = this.o.once && this.jobsTaken > 0;
+    if (this.held.size === 0 && (this.draining || finishedOnce)) {
+      this.stopped = true;
+      this.conn?.close(this.draining ? 'drained' : 'one job done');
+      this.resolveDone?.();
+    }
+  }
+
+  async checkDisk(): Promise<void> {
+    if (!this.o.diskShort) return;
+    const { short, freePercent } = await this.o.diskShort();
+    const changed = short !== this.diskShort;
+    this.diskShort = short;
+    this.freePercent = freePercent;
+    if (changed) this.sendStatus();
+  }
+
+  private sendStatus(): void {
+    this.conn?.send({
+      t: 'status', draining: this.draining, diskShort: this.diskShort, sandbox: this.o.backend.name,
+      ...(this.freePercent !== undefined ? { freePercent: Math.round(this.freePercent) } : {}),
+    });
+  }
+}
