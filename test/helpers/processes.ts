@@ -142,13 +142,14 @@ export function withTimeout<T>(ms: number, fn: () => Promise<T>): () => Promise<
 }
 
 /** Polls until check() returns a truthy value (for state that has no event to wait on). */
-export async function eventually<T>(check: () => T | Promise<T>, timeoutMs = 15_000, what = 'condition'): Promise<NonNullable<T>> {
+type Falsy = false | undefined | null | 0 | '';
+export async function eventually<T>(check: () => T | Falsy | Promise<T | Falsy>, timeoutMs = 15_000, what = 'condition'): Promise<T> {
   const until = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {
     try {
       const v = await check();
-      if (v) return v as NonNullable<T>;
+      if (v) return v as T;
     } catch (err) {
       last = err;
     }

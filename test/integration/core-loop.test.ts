@@ -1,0 +1,242 @@
+// The core loop with the real programs: schedule → run → stored result, observing, and the
+// schedule semantics users rely on.
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { existsSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { createHash } from 'node:crypto';
+import { Harness, eventually, withTimeout } from '../helpers/processes.js';
+
+const t = suite('core loop');
+let h: Harness;
+t.before.each(() => {
+  h = new Harness();
+  mkdirSync(h.path('etc'), { recursive: true });
+});
+t.after.each(async () => h.cleanup());
+
+const script = (name: string, body: string): string => {
+  const file = h.path(`${name}.sh`);
+  writeFileSync(file, body);
+  return file;
+};
+
+interface RunJson { uuid: string; job: string; result: { kind: string; code?: number; reason?: string }; dir: string; refusals: Array<{ path: string; reason: string }>; stats: { peakMemoryBytes?: number } }
+
+async function history(server: Awaited<ReturnType<Harness['server']>>, job?: string): Promise<RunJson[]> {
+  const r = await h.client(server, ['history', ...(job ? [job] : []), '--json']);
+  assert.is(r.code, 0, r.stderr);
+  return JSON.parse(r.stdout) as RunJson[];
+}
+
+t('a scheduled job runs on a worker and its result, console and artifacts are stored', withTimeout(30_000, async () => {
+  const server = await h.server();
+  h.worker(server, 'debian-12');
+  const file = script('build', 'echo building\necho oops >&2\nmkdir -p out/deep\nprintf "\\001\\002binary" > out/deep/x.bin\necho done\n');
+  const r = await h.client(server, ['schedule', 'hello', 'debian-12', file]);
+  assert.is(r.code, 0, r.stderr);
+  assert.match(r.stdout, /scheduled hello on debian-12/);
+  const [run] = await eventually(async () => (await history(server)).length === 1 && history(server), 20_000, 'a finished run');
+  assert.equal(run!.result, { kind: 'exited', code: 0 });
+  const dir = run!.dir;
+  assert.is(readFileSync(join(dir, 'artifacts/out/deep/x.bin'), 'latin1'), '\x01\x02binary');
+  assert.not.ok(existsSync(join(dir, 'artifacts', 'script.sh')), 'the script is not an artifact');
+  const consoleText = readFileSync(join(dir, 'console'), 'utf8');
+  assert.match(consoleText, /^\d+ building\n\d+ oops\n\d+ done\n$/, 'stdout and stderr merged in order');
+  assert.is(readFileSync(join(dir, 'script'), 'utf8'), readFileSync(file, 'utf8'));
+  const meta = JSON.parse(readFileSync(join(dir, 'run.json'), 'utf8'));
+  assert.is(meta.artifacts[0].path, 'out/deep/x.bin');
+  assert.is(meta.artifacts[0].sha256, createHash('sha256').update('\x01\x02binary', 'latin1').digest('hex'));
+  assert.is(meta.artifacts[0].size, 8);
+}));
+
+t('the same name cannot be scheduled twice; bad input changes nothing and says why in one line', withTimeout(20_000, async () => {
+  const server = await h.server();
+  const file = script('s', 'true\n');
+  assert.is((await h.client(server, ['schedule', 'job1', 'linux', file, '--period', 'never'])).code, 0);
+  const dup = await h.client(server, ['schedule', 'job1', 'linux', file]);
+  assert.is(dup.code, 1);
+  assert.is(dup.stderr.trim(), 'builder-client: job name already used: job1');
+  const badCron = await h.client(server, ['schedule', 'job2', 'linux', file, '--cron', '99 * * * *']);
+  assert.is(badCron.code, 1);
+  assert.is(badCron.stderr.trim().split('\n').length, 1);
+  assert.match(badCron.stderr, /invalid cron expression "99 \* \* \* \*"/);
+  const usage = await h.client(server, ['schedule', 'job3', 'linux']);
+  assert.is(usage.code, 2);
+  const badPeriod = await h.client(server, ['schedule', 'job3', 'linux', file, '--period', 'monthly']);
+  assert.is(badPeriod.code, 2);
+  assert.match(badPeriod.stderr, /--period must be one of hourly\|daily\|weekly\|never/);
+  const unknown = await h.client(server, ['frobnicate']);
+  assert.is(unknown.code, 2);
+  const info = JSON.parse((await h.client(server, ['info', '--json'])).stdout);
+  assert.equal(info.schedule.map((j: { name: string }) => j.name), ['job1']);
+  for (const cmd of ['schedule', 'execute', 'observe', 'history', 'info', 'reschedule']) {
+    const help = await h.client(server, [cmd, '--help']);
+    assert.is(help.code, 0);
+    assert.match(help.stdout, new RegExp(`usage: builder-client ${cmd}`));
+  }
+}));
+
+t('observe shows the past lines, then the live ones, then the result', withTimeout(30_000, async () => {
+  const server = await h.server();
+  h.worker(server, 'p');
+  const go = h.path('go');
+  const file = script('obs', `echo past-1\necho past-2\nwhile [ ! -e ${go} ]; do sleep 0.05; done\necho live-1\nexit 7\n`);
+  await h.client(server, ['schedule', 'obs', 'p', file]);
+  const uuid = await eventually(async () => {
+    const info = JSON.parse((await h.client(server, ['info', '--json'])).stdout);
+    return info.running[0]?.uuid as string | undefined;
+  });
+  // the first lines are on the server before anyone observes
+  await eventually(async () => {
+    const o = h.clientProc(server, ['observe', uuid]);
+    await o.waitFor(/past-2/);
+    o.kill();
+    return true;
+  });
+  const watcher = h.clientProc(server, ['observe', uuid]);
+  await watcher.waitFor(/past-1\n.*past-2/);
+  assert.not.match(watcher.stdout, /live-1/);
+  writeFileSync(go, '');
+  const { code } = await watcher.exited;
+  assert.match(watcher.stdout, /\+\d+\.\d{3}s past-1\n\s*\+\d+\.\d{3}s past-2\n\s*\+\d+\.\d{3}s live-1\n/);
+  assert.match(watcher.stderr, /exited 7/);
+  assert.is(code, 7, 'observe ends with the job\'s exit status');
+  const latest = await h.client(server, ['observe-latest', '--job', 'obs']);
+  assert.is(latest.code, 1);
+  assert.match(latest.stderr, /no running job named obs/);
+}));
+
+t('execute moves a job to the front; --follow streams the run and exits with its status', withTimeout(30_000, async () => {
+  const server = await h.server();
+  const file = script('f', 'echo following\nexit 3\n');
+  for (const name of ['a', 'b', 'c']) await h.client(server, ['schedule', name, 'x86', file]);
+  let info = JSON.parse((await h.client(server, ['info', '--json'])).stdout);
+  assert.equal(info.queues.x86, ['a', 'b', 'c']);
+  assert.is((await h.client(server, ['execute', 'c'])).code, 0);
+  info = JSON.parse((await h.client(server, ['info', '--json'])).stdout);
+  assert.equal(info.queues.x86, ['c', 'a', 'b']);
+  const follow = h.clientProc(server, ['execute', 'b', '--follow']);
+  await follow.waitFor(/queued b first/);
+  h.worker(server, 'x86');
+  const { code } = await follow.exited;
+  assert.is(code, 3);
+  assert.match(follow.stdout, /following/);
+  assert.match(follow.stderr, /following run [0-9a-f-]{36} of b on x86/);
+  const missing = await h.client(server, ['execute', 'nope']);
+  assert.is(missing.code, 1);
+  assert.match(missing.stderr, /no job named nope/);
+}));
+
+t('reschedule and unschedule change the schedule; never-jobs wait for execute', withTimeout(20_000, async () => {
+  const server = await h.server();
+  const file = script('r', 'true\n');
+  await h.client(server, ['schedule', 'nightly', 'arm', file, '--cron', '0 3 * * *', '--tz', 'Europe/Berlin']);
+  await h.client(server, ['schedule', 'manual', 'arm', file, '--period', 'never']);
+  let info = JSON.parse((await h.client(server, ['info', '--json'])).stdout);
+  assert.equal(info.queues.arm, ['nightly'], 'a never-job is not queued at schedule time');
+  const manual = info.schedule.find((j: { name: string }) => j.name === 'manual');
+  assert.is(manual.next, null);
+  const r = await h.client(server, ['reschedule', 'nightly', '2030-01-01T00:00:00Z', '--period', 'weekly']);
+  assert.is(r.code, 0, r.stderr);
+  info = JSON.parse((await h.client(server, ['info', '--json'])).stdout);
+  const nightly = info.schedule.find((j: { name: string }) => j.name === 'nightly');
+  assert.is(nightly.next, '2030-01-01T00:00:00.000Z');
+  assert.is(nightly.period, 'weekly');
+  assert.is(nightly.cron, null);
+  const bad = await h.client(server, ['reschedule', 'nightly', '2030-01-01 00:00']);
+  assert.is(bad.code, 1);
+  assert.match(bad.stderr, /expected RFC 3339 in UTC/);
+  assert.is((await h.client(server, ['unschedule', 'nightly'])).code, 0);
+  info = JSON.parse((await h.client(server, ['info', '--json'])).stdout);
+  assert.equal(info.schedule.map((j: { name: string }) => j.name), ['manual']);
+  assert.equal(info.queues.arm, [], 'unscheduling removes the job from its queue');
+  assert.is((await h.client(server, ['unschedule', 'nightly'])).code, 1);
+}));
+
+t('a dropped platform loses its queue and jobs, refuses schedules, and stays dropped when its worker connects', withTimeout(30_000, async () => {
+  const server = await h.server();
+  const file = script('d', 'echo should-not-run\n');
+  await h.client(server, ['schedule', 'j1', 'old', file]);
+  const drop = await h.client(server, ['drop-platform', 'old']);
+  assert.is(drop.code, 0);
+  let info = JSON.parse((await h.client(server, ['info', '--json'])).stdout);
+  assert.equal(info.schedule, []);
+  assert.equal(info.dropped, ['old']);
+  const refused = await h.client(server, ['schedule', 'j2', 'old', file]);
+  assert.is(refused.code, 1);
+  assert.match(refused.stderr, /platform old is dropped/);
+  // a restart must not forget it (the original did)
+  server.proc.kill('SIGTERM');
+  await server.proc.exited;
+  const again = await h.server({ dir: server.dir });
+  const worker = h.worker(again, 'old');
+  await worker.waitFor(/platform is dropped on the server/);
+  const workers = JSON.parse((await h.client(again, ['workers', '--json'])).stdout);
+  assert.is(workers[0].dropped, true);
+  assert.is((await h.client(again, ['undrop-platform', 'old'])).code, 0);
+  await h.client(again, ['schedule', 'j3', 'old', script('d2', 'echo now-it-runs\n')]);
+  const runs = await eventually(async () => {
+    const r = JSON.parse((await h.client(again, ['history', '--json'])).stdout) as RunJson[];
+    return r.length > 0 && r;
+  });
+  assert.is(runs[0]!.job, 'j3');
+  info = JSON.parse((await h.client(again, ['info', '--json'])).stdout);
+  assert.equal(info.dropped, []);
+}));
+
+t('a job past its timeout is ended as a timeout and its whole process tree is killed', withTimeout(30_000, async () => {
+  const server = await h.server();
+  h.worker(server, 'p');
+  const pidFile = h.path('child.pid');
+  const file = script('slow', `sleep 1000 &\necho $! > ${pidFile}\necho started\nsleep 1000\n`);
+  await h.client(server, ['schedule', 'slow', 'p', file, '--timeout', '2']);
+  const [run] = await eventually(async () => {
+    const r = await history(server);
+    return r.length > 0 && r;
+  }, 20_000, 'the timed-out run');
+  assert.equal(run!.result, { kind: 'timeout', reason: 'timeout' });
+  const pid = Number(readFileSync(pidFile, 'utf8'));
+  await eventually(() => {
+    try {
+      process.kill(pid, 0);
+      return false;
+    } catch {
+      return true;
+    }
+  }, 5000, 'the background child to be gone');
+  assert.match(readFileSync(join(run!.dir, 'console'), 'utf8'), /started/);
+}));
+
+t('cancel ends a running job', withTimeout(30_000, async () => {
+  const server = await h.server();
+  h.worker(server, 'p');
+  await h.client(server, ['schedule', 'long', 'p', script('long', 'echo hi\nsleep 1000\n')]);
+  const uuid = await eventually(async () => JSON.parse((await h.client(server, ['info', '--json'])).stdout).running[0]?.uuid as string);
+  const r = await h.client(server, ['cancel', uuid]);
+  assert.is(r.code, 0, r.stderr);
+  const [run] = await eventually(async () => {
+    const x = await history(server);
+    return x.length > 0 && x;
+  });
+  assert.is(run!.result.kind, 'cancelled');
+  assert.is((await h.client(server, ['cancel', uuid])).code, 1);
+}));
+
+t('artifacts that are links out of the job directory are refused and the refusal is reported', withTimeout(30_000, async () => {
+  const server = await h.server();
+  h.worker(server, 'p');
+  await h.client(server, ['schedule', 'links', 'p', script('l', 'ln -s /etc/passwd leak\nln -s ../../.. up\necho ok > good\n')]);
+  const [run] = await eventually(async () => {
+    const x = await history(server);
+    return x.length > 0 && x;
+  });
+  assert.equal(run!.result, { kind: 'exited', code: 0 });
+  const reasons = Object.fromEntries(run!.refusals.map((r) => [r.path, r.reason]));
+  assert.match(reasons.leak ?? '', /outside the job directory/);
+  assert.match(reasons.up ?? '', /outside the job directory/);
+  assert.ok(existsSync(join(run!.dir, 'artifacts/good')));
+  assert.not.ok(existsSync(join(run!.dir, 'artifacts/leak')));
+}));
+
+t.run();
