@@ -25,6 +25,7 @@ export async function dial(opts: DialOptions): Promise<{ conn: Connection; welco
   });
   const conn = new Connection(socket, opts);
   const nonce = makeNonce();
+  let serverKnowsToken = false;
   return new Promise((resolve, reject) => {
     const fail = (code: string, message: string): void => {
       cleanup();
@@ -43,12 +44,13 @@ export async function dial(opts: DialOptions): Promise<{ conn: Connection; welco
         case 'error':
           return fail(msg.code, `server refused: ${msg.message}`);
         case 'challenge':
-          if (!sameMac(msg.proof, serverProof(opts.token, nonce))) {
-            return fail('AUTH', `the server at ${opts.host}:${opts.port} does not know our token`);
-          }
+          // answered even when the proof is wrong, so that the server can log the failed hello;
+          // the answer is useless to anyone else, as it covers this connection's nonces only
+          serverKnowsToken = sameMac(msg.proof, serverProof(opts.token, nonce));
           conn.send({ t: 'auth', mac: peerMac(opts.token, opts.role, msg.nonce, nonce) });
           return;
         case 'welcome':
+          if (!serverKnowsToken) return fail('AUTH', `the server at ${opts.host}:${opts.port} does not know our token`);
           cleanup();
           conn.hold();
           resolve({ conn, welcome: msg });

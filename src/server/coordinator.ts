@@ -251,7 +251,9 @@ export class Coordinator {
   // ---- ending runs ----
 
   /** Stores a run's result (files first, then one transaction), then tells everyone. */
-  private async complete(run: LiveRun, result: RunResult, stats: Finished['stats'], refusals: Finished['refusals']): Promise<void> {
+  private async complete(
+    run: LiveRun, result: RunResult, stats: Finished['stats'], refusals: Finished['refusals'], retryAtOnce = false,
+  ): Promise<void> {
     if (run.finishing) return;
     run.finishing = true;
     clearTimeout(run.lease);
@@ -273,7 +275,8 @@ export class Coordinator {
     this.store.tx(() => {
       this.store.finishRun({ uuid: run.uuid, finished, result, stats, refusals, dir, artifacts: run.incoming.stored });
       if (retry && !this.store.isDropped(run.platform) && this.store.job(run.job)) {
-        const backoff = this.config.retryBackoffMs * 2 ** (run.attempt - 1);
+        // a lost worker says nothing about the job: it goes straight back to the front
+        const backoff = retryAtOnce ? 0 : this.config.retryBackoffMs * 2 ** (run.attempt - 1);
         this.store.enqueueFront(run.platform, run.job, run.attempt + 1, finished + backoff);
       }
     });
@@ -295,7 +298,7 @@ export class Coordinator {
       this.log.warn('worker did not come back within the lease; the job goes back to its queue', {
         run: run.uuid, job: run.job, worker: run.workerName,
       });
-      void this.complete(run, { kind: 'failed', message: `worker ${run.workerName} lost`, infra: true }, {}, []);
+      void this.complete(run, { kind: 'failed', message: `worker ${run.workerName} lost`, infra: true }, {}, [], true);
     }, this.config.leaseMs);
     run.lease.unref();
   }

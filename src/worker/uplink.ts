@@ -218,6 +218,7 @@ export class Uplink {
   private async forget(h: HeldRun, reason: string | undefined): Promise<void> {
     if (!this.held.has(h.uuid)) return;
     this.held.delete(h.uuid);
+    if (reason) this.o.log.warn('dropping run', { run: h.uuid, reason });
     if (!h.ending) h.cancel?.(reason ?? 'forgotten');
     try {
       await h.sandbox?.destroy();
