@@ -6,6 +6,8 @@ export interface ServerConfig {
   readonly port: number;
   readonly tokenFile: string | undefined;
   readonly upload: string | undefined;
+  /** first delay before an upload is tried again, doubled per failed attempt */
+  readonly uploadBackoffMs: number;
   readonly maxFrame: number;
   /** how long a disconnected worker's runs wait for it */
   readonly leaseMs: number;

@@ -20,6 +20,8 @@ options:
   --port PORT          port to listen on (default ${DEFAULT_PORT}; 0 picks a free one)
   --token-file FILE    shared secret (default DIR/token, created with mode 0600 on first start)
   --upload URL         send every result to builder-web, e.g. https://user:pass@host/upload
+  --upload-backoff SECONDS  first delay before a failed upload is tried again, doubled each time,
+                       with jitter, at most an hour (default 10; fractions allowed)
   --lease SECONDS      how long a disconnected worker's runs wait for it (default 30)
   --timeout SECONDS    default job timeout (default 3600)
   --max-frame BYTES    largest protocol frame accepted (default ${DEFAULT_MAX_FRAME})
@@ -29,7 +31,7 @@ options:
 
 function configFrom(argv: string[]): ServerConfig {
   const args = parseArgs(argv, {
-    values: ['dir', 'config-dir', 'ip', 'port', 'token-file', 'upload', 'lease', 'timeout', 'max-frame', 'max-attempts', 'retry-backoff'],
+    values: ['dir', 'config-dir', 'ip', 'port', 'token-file', 'upload', 'upload-backoff', 'lease', 'timeout', 'max-frame', 'max-attempts', 'retry-backoff'],
     booleans: ['help'],
   });
   if (args.booleans.has('help')) {
@@ -56,12 +58,21 @@ function configFrom(argv: string[]): ServerConfig {
     port,
     tokenFile: args.values['token-file'],
     upload,
+    uploadBackoffMs: secondsFlag(args.values['upload-backoff'], 'upload-backoff', 10) * 1000,
     maxFrame: intFlag(args, 'max-frame', DEFAULT_MAX_FRAME, 1024),
     leaseMs: intFlag(args, 'lease', 30, 1) * 1000,
     timeoutSec: intFlag(args, 'timeout', 3600, 1),
     maxAttempts: intFlag(args, 'max-attempts', 3, 1),
     retryBackoffMs: intFlag(args, 'retry-backoff', 10, 0) * 1000,
   });
+}
+
+/** A non-negative number of seconds, fractions allowed (tests use short delays). */
+function secondsFlag(raw: string | undefined, name: string, fallback: number): number {
+  if (raw === undefined) return fallback;
+  const n = Number(raw);
+  if (raw.trim() === '' || !Number.isFinite(n) || n < 0) throw new UsageError(`--${name} must be a number of seconds >= 0, got "${raw}"`);
+  return n;
 }
 
 async function main(): Promise<void> {

@@ -63,4 +63,25 @@ export const migrations: readonly string[] = [
     PRIMARY KEY (uuid, path)
   );
   `,
+  // 2: the upload outbox to builder-web: one row per finished run to send, with its retry state.
+  // upload_settings keeps since when uploads are on, so runs finished while the server was down
+  // between "result stored" and "row queued" are found again at start.
+  `
+  CREATE TABLE uploads (
+    uuid TEXT PRIMARY KEY,
+    job TEXT NOT NULL,
+    dir TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('pending', 'uploaded', 'refused', 'failed')),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt INTEGER,
+    last_error TEXT,
+    created INTEGER NOT NULL,
+    updated INTEGER NOT NULL
+  );
+  CREATE INDEX uploads_due ON uploads (state, next_attempt);
+  CREATE TABLE upload_settings (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+  );
+  `,
 ];

@@ -2,7 +2,8 @@
 import type { Logger } from '../common/log.js';
 import type { ServerConfig } from './config.js';
 import type { RunningServer } from './server.js';
+import { attachUploads } from './upload/plugin.js';
 
-export async function attachPlugins(_server: RunningServer, _config: ServerConfig, _log: Logger): Promise<void> {
-  // uploads to builder-web attach here
+export async function attachPlugins(server: RunningServer, config: ServerConfig, log: Logger): Promise<void> {
+  attachUploads(server, config, log);
 }
