@@ -244,8 +244,7 @@ export class Coordinator {
     if (run.incoming.stored.length + run.incoming.refusals.length < msg.artifacts) {
       refusals.push({ path: '*', reason: `worker announced ${msg.artifacts} artifacts, ${run.incoming.stored.length} arrived` });
     }
-    await this.complete(run, msg.result, msg.stats, refusals);
-    w.conn.send({ t: 'ack', uuid: run.uuid });
+    await this.complete(run, msg.result, msg.stats, refusals, false, w);
   }
 
   // ---- ending runs ----
@@ -253,6 +252,7 @@ export class Coordinator {
   /** Stores a run's result (files first, then one transaction), then tells everyone. */
   private async complete(
     run: LiveRun, result: RunResult, stats: Finished['stats'], refusals: Finished['refusals'], retryAtOnce = false,
+    ackTo?: WorkerSession,
   ): Promise<void> {
     if (run.finishing) return;
     run.finishing = true;
@@ -286,6 +286,8 @@ export class Coordinator {
       run: run.uuid, job: run.job, platform: run.platform, result: describeResult(result), artifacts: run.incoming.stored.length,
       retry: retry || undefined,
     });
+    // the ack goes before any new job, so the worker has a free slot when the job arrives
+    ackTo?.conn.send({ t: 'ack', uuid: run.uuid });
     for (const obs of run.observers) obs.end(result);
     if (dir) for (const hook of this.hooks) hook(run, result, dir);
     this.dispatch(run.platform);

@@ -13,7 +13,7 @@ t.before.each(() => {
 });
 t.after.each(async () => h.cleanup());
 
-interface RunJson { uuid: string; job: string; attempt: number; result: { kind: string; code?: number; message?: string; infra?: boolean }; dir: string }
+interface RunJson { uuid: string; job: string; attempt: number; started: string; result: { kind: string; code?: number; message?: string; infra?: boolean }; dir: string }
 const script = (name: string, body: string): string => {
   const file = h.path(`${name}.sh`);
   writeFileSync(file, body);
@@ -72,6 +72,9 @@ t('kill -9 of a worker mid-job: after the lease the job goes back to the front o
   await h.client(server, ['schedule', 'next', 'p', script('n', 'echo next\n')]);
   await eventually(() => existsSync(marker), 15_000, 'the first attempt to start');
   w1.kill('SIGKILL');
+  await eventually(async () => (await history(server, 'flaky')).length === 1, 15_000, 'the lease to run out');
+  let queued = (await info(server)).queues.p;
+  assert.equal(queued, ['flaky', 'next'], 'back at the front of its queue');
   const w2 = h.worker(server, 'p', ['--name', 'second']);
   const runs = await eventually(async () => {
     const r = await history(server, 'flaky');
@@ -88,8 +91,10 @@ t('kill -9 of a worker mid-job: after the lease the job goes back to the front o
     const r = await history(server);
     return r.length === 3 && r;
   });
-  const order = all.slice().reverse().map((r) => r.job);
-  assert.equal(order, ['flaky', 'flaky', 'next']);
+  const order = all.slice().sort((a, b) => Date.parse(a.started) - Date.parse(b.started)).map((r) => `${r.job}/${r.attempt}`);
+  assert.equal(order, ['flaky/1', 'flaky/2', 'next/1']);
+  queued = (await info(server)).queues.p;
+  assert.equal(queued, []);
   void w2;
 }));
 
