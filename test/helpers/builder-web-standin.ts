@@ -36,7 +36,8 @@ export interface Seen { status: number; key: string | undefined; authorized: boo
 export class BuilderWebStandin extends EventEmitter {
   user: string;
   password: string;
-  /** wait this long before answering each request */
+  /** wait this long before answering each request (after the body was read and an upload kept:
+   *  a crash of the uploader in that window is "stored, but the answer was lost") */
   delayMs = 0;
   /** answer always with this status (e.g. 500), without looking at the body */
   alwaysStatus: number | undefined;
@@ -146,17 +147,16 @@ export class BuilderWebStandin extends EventEmitter {
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    if (this.delayMs > 0) await new Promise((r) => setTimeout(r, this.delayMs));
-    const answer = (status: number, text: string, key?: string, length = 0, authorized = true): void => {
+    const answer = async (status: number, text: string, key?: string, length = 0, authorized = true): Promise<void> => {
       const seen: Seen = { status, key, authorized, length };
       this.seen.push(seen);
-      res.writeHead(status, { 'content-type': 'text/plain' }).end(text);
       this.emit('request', seen);
+      if (this.delayMs > 0) await new Promise((r) => setTimeout(r, this.delayMs));
+      if (!res.destroyed) res.writeHead(status, { 'content-type': 'text/plain' }).end(text);
     };
     if (req.method !== 'POST' || req.url !== '/upload') {
       req.resume();
-      answer(404, 'not found');
-      return;
+      return answer(404, 'not found');
     }
     const authorized = this.authorized(req);
     // read the whole body first (like a server that parses before it answers), hashing it
@@ -190,7 +190,7 @@ export class BuilderWebStandin extends EventEmitter {
     if (this.received.has(key)) return answer(409, 'Conflict: build exists already', key, length);
     const got: Received = { key, sha256, length, at: Date.now(), ...(body ? { body } : {}), ...(record ? { record } : {}) };
     this.received.set(key, got);
-    answer(201, 'Created', key, length);
     this.emit('upload', got);
+    return answer(201, 'Created', key, length);
   }
 }
