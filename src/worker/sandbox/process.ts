@@ -1,9 +1,9 @@
 // The trusted-use backend: a fresh temporary directory per job on the worker's own host.
-import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { collectDir } from './collect-dir.js';
 import { killGroup, spawnGroup } from './spawn-group.js';
-import type { BackendContext, BackendFactory, JobSpec, RunHandle, Sandbox, SandboxBackend } from './types.js';
+import type { BackendFactory, JobSpec, RunHandle, Sandbox, SandboxBackend } from './types.js';
 import { InfraError } from './types.js';
 
 class ProcessSandbox implements Sandbox {
@@ -29,9 +29,39 @@ class ProcessSandbox implements Sandbox {
   }
 }
 
+/**
+ * Process groups whose leader runs a script of one of these job directories: what a worker
+ * killed with -9 left running. The leader runs "/bin/sh DIR/script.sh" for the job's whole
+ * life, wherever the script cd's, which is how it is recognised (never by a stored pid that may
+ * have been reused).
+ */
+async function leftoverGroups(dirs: string[]): Promise<Map<string, number>> {
+  const found = new Map<string, number>();
+  const scripts = new Map(dirs.map((d) => [join(d, 'script.sh'), d]));
+  let pids: string[];
+  try {
+    pids = (await readdir('/proc')).filter((n) => /^\d+$/.test(n));
+  } catch {
+    return found;
+  }
+  for (const pid of pids) {
+    try {
+      const args = (await readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0');
+      const dir = args.map((a) => scripts.get(a)).find((d) => d !== undefined);
+      if (!dir) continue;
+      const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+      const pgid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]);
+      if (pgid > 1) found.set(dir, pgid);
+    } catch {
+      // the process ended while we looked
+    }
+  }
+  return found;
+}
+
 class ProcessBackend implements SandboxBackend {
   readonly name = 'process';
-  constructor(private readonly root: string, private readonly ctx: BackendContext) {}
+  constructor(private readonly root: string) {}
 
   get storagePath(): string {
     return this.root;
@@ -54,8 +84,14 @@ class ProcessBackend implements SandboxBackend {
   async sweep(): Promise<string[]> {
     await mkdir(this.root, { recursive: true });
     const removed: string[] = [];
-    for (const name of await readdir(this.root)) {
-      const dir = join(this.root, name);
+    const dirs = (await readdir(this.root)).map((name) => join(this.root, name));
+    const groups = await leftoverGroups(dirs);
+    for (const dir of dirs) {
+      const pgid = groups.get(dir);
+      if (pgid !== undefined) {
+        killGroup(pgid);
+        removed.push(`process group ${pgid} of ${dir}`);
+      }
       await rm(dir, { recursive: true, force: true });
       removed.push(`job directory ${dir}`);
     }
@@ -68,8 +104,7 @@ export const processBackend: BackendFactory = {
   description: 'a fresh temporary directory on this host per job (no isolation: trusted scripts only)',
   options: [],
   create(_options, ctx) {
-    return new ProcessBackend(join(ctx.workDir, 'jobs'), ctx);
+    return new ProcessBackend(join(ctx.workDir, 'jobs'));
   },
 };
 
-export { killGroup };
