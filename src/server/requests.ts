@@ -124,7 +124,8 @@ export async function handleRequest(ctx: RequestContext, conn: Connection, req: 
       if (platforms.length === 0) refuse('NO_PLATFORM', `job ${job.name} has no platform to run on (dropped, or no template)`);
       store.tx(() => platforms.forEach((p) => store.enqueueFront(p, job.name)));
       if (req.follow) coordinator.follow(conn, req.id, job.name, platforms);
-      for (const p of platforms) coordinator.dispatch(p);
+      // after the answer has gone, so the client hears "queued" before "started"
+      setImmediate(() => platforms.forEach((p) => coordinator.dispatch(p)));
       return { name: job.name, queued: platforms };
     }
     case 'info':

@@ -49,6 +49,8 @@ export function sampleProcessGroup(pgid: number, everyMs = 250): { stop(): Promi
         clearInterval(timer);
         await running;
       }
+      // a job shorter than one sample was never seen: say nothing rather than 0
+      if (peakRss === 0) return {};
       return { peakMemoryBytes: peakRss, cpuMs: Math.round((cpuTicks * 1000) / TICKS) };
     },
   };
