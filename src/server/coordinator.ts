@@ -96,7 +96,12 @@ export class Coordinator {
       if (h.finished) void run.incoming.reset();
     }
     this.workers.add(w);
-    if (this.store.addPlatform(w.platform)) this.collectOrbJobs(w.platform);
+    const isNew = this.store.addPlatform(w.platform);
+    if (!hasTemplate(this.config.configDir, w.platform)) {
+      if (this.store.orbJobs().length > 0) {
+        this.log.warn('no orb-build template for this platform; templated jobs will not run here', { platform: w.platform, worker: w.name });
+      }
+    } else if (isNew) this.collectOrbJobs(w.platform);
     return { attach, abandon };
   }
 
@@ -116,12 +121,6 @@ export class Coordinator {
 
   /** A new platform's queue collects the templated jobs that apply to it. */
   private collectOrbJobs(platform: string): void {
-    if (!hasTemplate(this.config.configDir, platform)) {
-      if (this.store.orbJobs().length > 0) {
-        this.log.warn('no orb-build template for this platform; templated jobs will not run here', { platform });
-      }
-      return;
-    }
     this.store.tx(() => {
       for (const job of this.store.orbJobs()) if (job.next_run !== null) this.store.enqueue(platform, job.name);
     });

@@ -239,4 +239,28 @@ t('artifacts that are links out of the job directory are refused and the refusal
   assert.not.ok(existsSync(join(run!.dir, 'artifacts/leak')));
 }));
 
+t('orb-build jobs run on every platform with a template, with the package and platform filled in', withTimeout(30_000, async () => {
+  writeFileSync(h.path('etc', 'orb-build.template.debian-12'), 'echo "opam install {{package}} on {{platform}}"\n');
+  const server = await h.server();
+  await h.client(server, ['orb-build', 'early', 'mirage-skeleton', '--period', 'never']);
+  const linux = h.worker(server, 'debian-12');
+  const bsd = h.worker(server, 'freebsd-14');
+  await linux.waitFor(/connected/);
+  await bsd.waitFor(/connected/);
+  const bad = await h.client(server, ['orb-build', 'evil', 'x; rm -rf /']);
+  assert.is(bad.code, 1);
+  assert.match(bad.stderr, /invalid opam package name/);
+  const r = await h.client(server, ['orb-build', 'solo5', 'solo5-bindings-hvt']);
+  assert.is(r.code, 0, r.stderr);
+  assert.match(r.stdout, /queued on: debian-12/);
+  const [run] = await eventually(async () => {
+    const x = await history(server, 'solo5');
+    return x.length > 0 && x;
+  });
+  assert.match(readFileSync(join(run!.dir, 'console'), 'utf8'), /opam install solo5-bindings-hvt on debian-12/);
+  await server.proc.waitFor(/no orb-build template for this platform.*platform=freebsd-14|platform=freebsd-14.*no orb-build template/);
+  const info = JSON.parse((await h.client(server, ['info', '--json'])).stdout);
+  assert.equal(info.queues['freebsd-14'], []);
+}));
+
 t.run();
