@@ -26,6 +26,8 @@ options:
                    contain "..", or lead through a symlink already in DIR are refused
   --export FILE    write the builder-web upload body of the result to FILE, for
                    curl --data-binary @FILE https://user:pass@host/upload
+                   (curl 7 loads @FILE into memory and refuses 1 GiB and more: then use
+                   curl -X POST -T FILE -H 'Expect:' https://user:pass@host/upload)
   --dir STATEDIR   find the result UUID in the server's state directory
   --help           this text`;
 
