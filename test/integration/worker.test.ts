@@ -2,7 +2,7 @@
 // crashed predecessor, and failures of the sandbox told apart from failures of the build.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { existsSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Harness, eventually, withTimeout, type ServerHandle } from '../helpers/processes.js';
 
@@ -81,6 +81,23 @@ t('drain and SIGTERM: a worker finishes what it runs, takes nothing new, and exi
   assert.is((await w2.exited).code, 0);
   const third = await history(server, 'third');
   assert.equal(third[0]!.result, { kind: 'exited', code: 0 });
+}));
+
+t('SIGINT twice stops a worker at once: its job is killed and its sandbox removed', withTimeout(30_000, async () => {
+  const server = await h.server({ args: ['--lease', '1'] });
+  const pidFile = h.path('pid');
+  const w = h.worker(server, 'p', ['--name', 'impatient']);
+  await h.client(server, ['schedule', 'forever', 'p', script('f', `sleep 1000 &\necho $! > ${pidFile}\nwait\n`)]);
+  await eventually(() => existsSync(pidFile) && readFileSync(pidFile, 'utf8').trim().length > 0);
+  const pid = Number(readFileSync(pidFile, 'utf8'));
+  w.kill('SIGINT');
+  await w.waitFor(/SIGINT again stops at once/);
+  assert.ok(alive(pid), 'one SIGINT lets the job go on');
+  w.kill('SIGINT');
+  assert.is((await w.exited).code, 0);
+  await eventually(() => !alive(pid), 5000, 'the job to be killed');
+  const jobs = h.path('workers', 'impatient', 'jobs');
+  assert.equal(existsSync(jobs) ? readdirSync(jobs) : [], []);
 }));
 
 t('a job silent for --no-output-timeout is ended with that reason; output past the cap is cut with a marker', withTimeout(40_000, async () => {
