@@ -3,7 +3,7 @@
 import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import { decodeValue, encodeValue } from './codec.js';
-import { DEFAULT_MAX_FRAME, FrameReader, encodeFrame } from './framing.js';
+import { DEFAULT_MAX_FRAME, FrameReader, frameHeader } from './framing.js';
 import type { Message } from './messages.js';
 import { parseMessage } from './parse.js';
 
@@ -58,7 +58,13 @@ export class Connection extends EventEmitter<ConnectionEvents> {
   send(msg: Message): boolean {
     if (this.closed) return false;
     this.lastSent = Date.now();
-    return this.socket.write(encodeFrame(encodeValue(msg)));
+    const payload = encodeValue(msg);
+    // header and payload as two writes in one writev, so a 1 MiB chunk is not copied again
+    this.socket.cork();
+    this.socket.write(frameHeader(payload.length));
+    const ok = this.socket.write(payload);
+    this.socket.uncork();
+    return ok;
   }
 
   drained(): Promise<void> {

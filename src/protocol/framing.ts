@@ -13,6 +13,12 @@ export class FrameError extends Error {
   }
 }
 
+export function frameHeader(length: number): Buffer {
+  const header = Buffer.allocUnsafe(HEADER);
+  header.writeUInt32BE(length, 0);
+  return header;
+}
+
 export function encodeFrame(payload: Uint8Array): Buffer {
   const out = Buffer.allocUnsafe(HEADER + payload.length);
   out.writeUInt32BE(payload.length, 0);

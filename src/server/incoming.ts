@@ -1,6 +1,6 @@
 // Receives one run's artifacts as they stream in: each lands on disk chunk by chunk and is
 // hashed on the way, so no artifact is ever held whole in memory.
-import { createHash, type Hash } from 'node:crypto';
+import { sha256For, type Sha256 } from '../common/sha256.js';
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { once } from 'node:events';
@@ -14,7 +14,7 @@ interface Open {
   size: number;
   mode: number;
   received: number;
-  hash: Hash;
+  hash: Sha256;
   out: WriteStream | undefined;
   failed: string | undefined;
   ready: Promise<void>;
@@ -32,7 +32,7 @@ export class IncomingArtifacts {
     this.abortCurrent();
     const problem = artifactPathProblem(path) ?? (this.stored.some((a) => a.path === path) ? 'sent twice' : undefined);
     const file = join(this.root, 'artifacts', path);
-    const cur: Open = { path, size, mode, received: 0, hash: createHash('sha256'), out: undefined, failed: undefined, ready: Promise.resolve() };
+    const cur: Open = { path, size, mode, received: 0, hash: sha256For(size), out: undefined, failed: undefined, ready: Promise.resolve() };
     if (problem) {
       this.refusals.push({ path, reason: problem });
     } else {
@@ -53,16 +53,17 @@ export class IncomingArtifacts {
     const cur = this.current;
     if (!cur) return;
     cur.received += data.length;
-    cur.hash.update(data);
+    const hashed = cur.hash.update(data);
     await cur.ready;
-    if (!cur.out || cur.failed) return;
-    if (!cur.out.write(data)) await Promise.race([once(cur.out, 'drain'), once(cur.out, 'error')]);
+    if (cur.out && !cur.failed && !cur.out.write(data)) await Promise.race([once(cur.out, 'drain'), once(cur.out, 'error')]);
+    await hashed;
   }
 
   async end(sha256: string): Promise<void> {
     const cur = this.current;
     this.current = undefined;
     if (!cur) return;
+    const digest = await cur.hash.digest();
     await cur.ready;
     if (!cur.out) return;
     cur.out.end();
@@ -71,7 +72,6 @@ export class IncomingArtifacts {
       this.refusals.push({ path: cur.path, reason: `cannot store: ${cur.failed}` });
       return;
     }
-    const digest = cur.hash.digest('hex');
     if (cur.received !== cur.size || digest !== sha256) {
       this.refusals.push({
         path: cur.path,
@@ -89,6 +89,8 @@ export class IncomingArtifacts {
 
   private abortCurrent(): void {
     if (this.current?.out) this.current.out.destroy();
+    // ends the hashing process, if there is one
+    void this.current?.hash.digest().catch(() => undefined);
     this.current = undefined;
   }
 
