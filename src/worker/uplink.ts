@@ -41,7 +41,6 @@ export class Uplink {
   private diskShort = false;
   private freePercent: number | undefined;
   private stopped = false;
-  private jobsTaken = 0;
   private resolveDone: (() => void) | undefined;
   readonly done = new Promise<void>((resolve) => (this.resolveDone = resolve));
 
@@ -156,7 +155,7 @@ export class Uplink {
 
   private take(job: Job): void {
     const conn = this.conn;
-    if (this.draining || this.diskShort || this.stopped || this.held.size >= this.o.capacity || (this.o.once && this.jobsTaken > 0)) {
+    if (this.draining || this.diskShort || this.stopped || this.held.size >= this.o.capacity) {
       // the server's view was stale: hand the job back as an infrastructure failure, which it retries
       conn?.send({
         t: 'finished', uuid: job.uuid, lastSeq: -1, stats: {}, refusals: [], artifacts: 0,
@@ -164,7 +163,11 @@ export class Uplink {
       });
       return;
     }
-    this.jobsTaken++;
+    if (this.o.once) {
+      // one job is all this worker takes: the server must not hand it another after the ack
+      this.draining = true;
+      this.sendStatus();
+    }
     const h = new HeldRun(job.uuid, job.name);
     this.held.set(job.uuid, h);
     const log = this.o.log.child({ run: job.uuid, job: job.name });
@@ -230,10 +233,9 @@ export class Uplink {
   }
 
   private checkDone(): void {
-    const finishedOnce = this.o.once && this.jobsTaken > 0;
-    if (this.held.size === 0 && (this.draining || finishedOnce)) {
+    if (this.held.size === 0 && this.draining) {
       this.stopped = true;
-      this.conn?.close(this.draining ? 'drained' : 'one job done');
+      this.conn?.close(this.o.once ? 'one job done' : 'drained');
       this.resolveDone?.();
     }
   }

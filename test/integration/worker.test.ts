@@ -83,6 +83,16 @@ t('drain and SIGTERM: a worker finishes what it runs, takes nothing new, and exi
   assert.equal(third[0]!.result, { kind: 'exited', code: 0 });
 }));
 
+t('--once runs one job and exits, leaving the rest queued (for service managers that restart it)', withTimeout(30_000, async () => {
+  const server = await h.server();
+  await h.client(server, ['schedule', 'one', 'p', script('one', 'echo one\n')]);
+  await h.client(server, ['schedule', 'two', 'p', script('two', 'echo two\n')]);
+  const w = h.worker(server, 'p', ['--once']);
+  assert.is((await w.exited).code, 0);
+  assert.equal((await history(server)).map((r) => r.job), ['one']);
+  assert.equal((await info(server)).queues.p, ['two']);
+}));
+
 t('SIGINT twice stops a worker at once: its job is killed and its sandbox removed', withTimeout(30_000, async () => {
   const server = await h.server({ args: ['--lease', '1'] });
   const pidFile = h.path('pid');
