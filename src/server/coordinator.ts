@@ -145,9 +145,8 @@ export class Coordinator {
   /** Entries held back by a retry back-off need a wake-up when they become due. */
   private armRetryTimer(now: number): void {
     clearTimeout(this.retryTimer);
-    const waiting = this.store.allQueues().filter((e) => e.not_before > now);
-    if (waiting.length === 0) return;
-    const at = Math.min(...waiting.map((e) => e.not_before));
+    const at = this.store.nextRetryAt(now);
+    if (at === null) return;
     this.retryTimer = setTimeout(() => this.dispatch(), at - now + 5);
     this.retryTimer.unref();
   }

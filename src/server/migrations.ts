@@ -84,4 +84,10 @@ export const migrations: readonly string[] = [
     value TEXT NOT NULL
   );
   `,
+  // 3: indexes for the scheduler's "what is due" and the dispatcher's "when does a retry wake",
+  // which otherwise scan every job and every queue entry on each schedule change
+  `
+  CREATE INDEX jobs_next_run ON jobs (next_run);
+  CREATE INDEX queue_not_before ON queue (not_before);
+  `,
 ];

@@ -86,7 +86,6 @@ export function openStore(file: string) {
     setDropped: db.prepare<[number, string]>('UPDATE platforms SET dropped = ? WHERE name = ?'),
     queued: db.prepare<[string, string], QueueRow>('SELECT * FROM queue WHERE platform = ? AND job = ?'),
     queue: db.prepare<[string], QueueRow>('SELECT * FROM queue WHERE platform = ? ORDER BY pos'),
-    allQueues: db.prepare<[], QueueRow>('SELECT * FROM queue ORDER BY platform, pos'),
     maxPos: db.prepare<[string], { p: number | null }>('SELECT MAX(pos) AS p FROM queue WHERE platform = ?'),
     minPos: db.prepare<[string], { p: number | null }>('SELECT MIN(pos) AS p FROM queue WHERE platform = ?'),
     enqueue: db.prepare<[string, string, number, number, number]>(
@@ -99,6 +98,7 @@ export function openStore(file: string) {
     nextQueued: db.prepare<[string, number], QueueRow>(
       'SELECT * FROM queue WHERE platform = ? AND not_before <= ? ORDER BY pos LIMIT 1',
     ),
+    nextRetry: db.prepare<[number], { t: number | null }>('SELECT MIN(not_before) AS t FROM queue WHERE not_before > ?'),
     platformScriptJobs: db.prepare<[string], JobRow>("SELECT * FROM jobs WHERE kind = 'script' AND platform = ?"),
     deletePlatformJobs: db.prepare<[string]>("DELETE FROM jobs WHERE kind = 'script' AND platform = ?"),
     orbJobs: db.prepare<[], JobRow>("SELECT * FROM jobs WHERE kind = 'orb'"),
@@ -165,7 +165,6 @@ export function openStore(file: string) {
     orbJobs: () => q.orbJobs.all(),
 
     queue: (platform: string) => q.queue.all(platform),
-    allQueues: () => q.allQueues.all(),
     /** adds at the back unless already queued; returns whether it was added */
     enqueue: (platform: string, job: string, attempt = 1, notBefore = 0) =>
       q.enqueue.run(platform, job, backPos(platform), attempt, notBefore).changes > 0,
@@ -177,6 +176,8 @@ export function openStore(file: string) {
     },
     nextQueued: (platform: string, now: number) => q.nextQueued.get(platform, now),
     dequeue: (platform: string, job: string) => void q.dequeue.run(platform, job),
+    /** the earliest time a queue entry held back by a retry back-off becomes due */
+    nextRetryAt: (now: number) => q.nextRetry.get(now)?.t ?? null,
 
     insertRun: (row: Pick<RunRow, 'uuid' | 'job' | 'platform' | 'worker' | 'script' | 'attempt' | 'timeout_sec' | 'started'>) =>
       void q.insertRun.run(row),

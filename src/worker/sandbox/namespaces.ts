@@ -10,11 +10,11 @@
 // or unshare is killed (--kill-child), the kernel kills every process left in the namespace,
 // including daemons that left our process group.
 import { spawn } from 'node:child_process';
-import { lstat, mkdir, readFile, readdir, rename, rm, symlink } from 'node:fs/promises';
+import { lstat, mkdir, rename, rm, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { runTool } from './run-tool.js';
 import { constants } from 'node:os';
-import type { RunStats } from '../../protocol/messages.js';
+import { sampleTree } from './proc-stats.js';
 import { killGroup } from './spawn-group.js';
 import type { ExitStatus, RunHandle } from './types.js';
 import { InfraError } from './types.js';
@@ -113,47 +113,6 @@ export function unshareArgs(run: NamespaceRun): string[] {
 export function statusFromShell(status: ExitStatus): ExitStatus {
   if (status.kind === 'exited' && status.code > 128 && status.code < 160) return { kind: 'signalled', signal: status.code - 128 };
   return status;
-}
-
-/**
- * Peak memory and CPU of the process tree under pid, from /proc/PID/task/TID/children. Cheaper
- * than scanning all of /proc for a process group (a few reads instead of one per process on
- * the host), and it starts after the first interval: a job shorter than that costs nothing.
- */
-function sampleTree(pid: number, everyMs = 250): { stop(): Promise<RunStats> } {
-  let peak = 0;
-  let ticks = 0;
-  const sample = async (): Promise<void> => {
-    let rss = 0;
-    let cpu = 0;
-    const todo = [pid];
-    for (let p = todo.pop(); p !== undefined; p = todo.pop()) {
-      try {
-        const stat = await readFile(`/proc/${p}/stat`, 'utf8');
-        const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-        cpu += Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]);
-        rss += Number(f[21]) * 4096;
-        for (const tid of await readdir(`/proc/${p}/task`)) {
-          const kids = await readFile(`/proc/${p}/task/${tid}/children`, 'utf8');
-          for (const k of kids.split(' ')) if (k.trim()) todo.push(Number(k));
-        }
-      } catch {
-        // the process ended while we looked
-      }
-    }
-    peak = Math.max(peak, rss);
-    ticks = Math.max(ticks, cpu);
-  };
-  let running: Promise<void> = Promise.resolve();
-  const timer = setInterval(() => (running = running.then(sample)), everyMs);
-  timer.unref();
-  return {
-    async stop() {
-      clearInterval(timer);
-      await running;
-      return { peakMemoryBytes: peak, cpuMs: ticks * 10 };
-    },
-  };
 }
 
 const signalNumber = (name: NodeJS.Signals): number => constants.signals[name] ?? 0;

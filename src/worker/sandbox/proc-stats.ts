@@ -1,57 +1,53 @@
-// Samples the memory and CPU of a process group from /proc (Linux). Sampling misses processes
-// that live shorter than the interval; the root shell's cutime/cstime still counts their CPU
-// once they are reaped, which is why those fields are read too.
+// Peak memory and CPU of a process tree, sampled from /proc (Linux). The tree is walked from its
+// root through /proc/PID/task/TID/children: a few reads per sample instead of one per process on
+// the host. Sampling starts after the first interval, so a job shorter than that costs nothing
+// (and reports nothing); the root's cutime/cstime still counts the CPU of children it reaped.
 import { readdir, readFile } from 'node:fs/promises';
 import type { RunStats } from '../../protocol/messages.js';
 
 const PAGE = 4096;
-const TICKS = 100;
+const TICKS_PER_SECOND = 100;
 
-export function sampleProcessGroup(pgid: number, everyMs = 250): { stop(): Promise<RunStats> } {
-  let peakRss = 0;
-  let cpuTicks = 0;
-  let stopped = false;
-  const sample = async (): Promise<void> => {
-    let names: string[];
+async function sampleOnce(root: number): Promise<{ rss: number; ticks: number }> {
+  let rss = 0;
+  let ticks = 0;
+  const todo = [root];
+  for (let p = todo.pop(); p !== undefined; p = todo.pop()) {
     try {
-      names = await readdir('/proc');
-    } catch {
-      return;
-    }
-    let rss = 0;
-    let ticks = 0;
-    for (const name of names) {
-      if (!/^\d+$/.test(name)) continue;
-      let stat: string;
-      try {
-        stat = await readFile(`/proc/${name}/stat`, 'utf8');
-      } catch {
-        continue;
-      }
+      const stat = await readFile(`/proc/${p}/stat`, 'utf8');
       // fields after the command name, which may itself contain spaces and parentheses
       const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (Number(f[2]) !== pgid) continue;
       ticks += Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]);
       rss += Number(f[21]) * PAGE;
+      for (const tid of await readdir(`/proc/${p}/task`)) {
+        const kids = await readFile(`/proc/${p}/task/${tid}/children`, 'utf8');
+        for (const k of kids.split(' ')) if (k.trim()) todo.push(Number(k));
+      }
+    } catch {
+      // the process ended while we looked
     }
-    peakRss = Math.max(peakRss, rss);
-    cpuTicks = Math.max(cpuTicks, ticks);
-  };
-  let running = sample();
+  }
+  return { rss, ticks };
+}
+
+export function sampleTree(root: number, everyMs = 250): { stop(): Promise<RunStats> } {
+  let peakRss = 0;
+  let peakTicks = 0;
+  let running: Promise<void> = Promise.resolve();
   const timer = setInterval(() => {
-    running = running.then(sample);
+    running = running.then(async () => {
+      const { rss, ticks } = await sampleOnce(root);
+      peakRss = Math.max(peakRss, rss);
+      peakTicks = Math.max(peakTicks, ticks);
+    });
   }, everyMs);
   timer.unref();
   return {
     async stop() {
-      if (!stopped) {
-        stopped = true;
-        clearInterval(timer);
-        await running;
-      }
-      // a job shorter than one sample was never seen: say nothing rather than 0
+      clearInterval(timer);
+      await running;
       if (peakRss === 0) return {};
-      return { peakMemoryBytes: peakRss, cpuMs: Math.round((cpuTicks * 1000) / TICKS) };
+      return { peakMemoryBytes: peakRss, cpuMs: Math.round((peakTicks * 1000) / TICKS_PER_SECOND) };
     },
   };
 }

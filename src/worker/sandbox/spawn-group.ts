@@ -2,7 +2,7 @@
 // pipe, so that output keeps its order and one kill reaches every process the script started.
 import { spawn } from 'node:child_process';
 import { constants } from 'node:os';
-import { sampleProcessGroup } from './proc-stats.js';
+import { sampleTree } from './proc-stats.js';
 import type { ExitStatus, RunHandle } from './types.js';
 import { InfraError } from './types.js';
 
@@ -35,7 +35,7 @@ export function spawnGroup(cmd: GroupCommand, onOutput: (chunk: Buffer) => void)
     child.once('error', (err) => reject(new InfraError(`cannot start ${cmd.file}: ${err.message}`, { cause: err })));
     child.once('spawn', () => {
       const pgid = child.pid!;
-      const stats = sampleProcessGroup(pgid);
+      const stats = sampleTree(pgid);
       child.stdout!.on('data', onOutput);
       const exited = new Promise<ExitStatus>((res) => {
         child.once('exit', (code, signal) => {
