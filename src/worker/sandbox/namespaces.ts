@@ -9,15 +9,11 @@
 // inside, so a script that does `kill $$` would survive if it were PID 1. When PID 1 exits,
 // or unshare is killed (--kill-child), the kernel kills every process left in the namespace,
 // including daemons that left our process group.
-import { spawn } from 'node:child_process';
 import { lstat, mkdir, rename, rm, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { runTool } from './run-tool.js';
-import { constants } from 'node:os';
-import { sampleTree } from './proc-stats.js';
-import { killGroup } from './spawn-group.js';
+import { spawnGroup } from './spawn-group.js';
 import type { ExitStatus, RunHandle } from './types.js';
-import { InfraError } from './types.js';
 
 export interface NamespaceRun {
   /** the directory that becomes / (must contain /bin/sh, /proc, /dev and /work) */
@@ -115,43 +111,13 @@ export function statusFromShell(status: ExitStatus): ExitStatus {
   return status;
 }
 
-const signalNumber = (name: NodeJS.Signals): number => constants.signals[name] ?? 0;
-
-export function runInNamespaces(run: NamespaceRun, onOutput: (chunk: Buffer) => void): Promise<RunHandle> {
+export async function runInNamespaces(run: NamespaceRun, onOutput: (chunk: Buffer) => void): Promise<RunHandle> {
   // nothing of the worker's environment (tokens, paths) reaches the job
   const env = { PATH, HOME: '/work', LANG: 'C.UTF-8', TMPDIR: '/tmp' };
-  // stderr shares stdout's pipe so lines keep their order; a new process group for kill()
-  const child = spawn('/bin/sh', ['-c', 'exec 2>&1; exec unshare "$@"', 'builder-ns', ...unshareArgs(run)], {
-    cwd: '/',
-    env,
-    detached: true,
-    stdio: ['ignore', 'pipe', 'ignore'],
-  });
-  return new Promise((resolve, reject) => {
-    child.once('error', (err) => reject(new InfraError(`cannot start unshare: ${err.message}`, { cause: err })));
-    child.once('spawn', () => {
-      const pgid = child.pid!;
-      const stats = sampleTree(pgid);
-      child.stdout!.on('data', onOutput);
-      const exited = new Promise<ExitStatus>((res) => {
-        child.once('exit', (code, signal) => {
-          killGroup(pgid); // unshare is gone: --kill-child has ended the namespace; this gets stragglers
-          res(signal ? { kind: 'signalled', signal: signalNumber(signal) } : { kind: 'exited', code: code ?? 0 });
-        });
-      });
-      const closed = new Promise<void>((res) => child.once('close', () => res()));
-      const done = (async () => {
-        const status = await exited;
-        await closed;
-        return { status: statusFromShell(status), stats: await stats.stop() };
-      })();
-      resolve({
-        done,
-        kill: async () => {
-          killGroup(pgid);
-          await closed;
-        },
-      });
-    });
-  });
+  // unshare's --kill-child ends the namespace with it; the group kill gets stragglers
+  const handle = await spawnGroup({ file: 'unshare', args: unshareArgs(run), cwd: '/', env }, onOutput);
+  return {
+    ...handle,
+    done: handle.done.then(({ status, stats }) => ({ status: statusFromShell(status), stats })),
+  };
 }
