@@ -1,7 +1,7 @@
 // Starts the real programs for tests and benchmarks: a server on an ephemeral port with its own
 // state directory, workers and clients against it. Everything started is stopped by cleanup().
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -117,6 +117,27 @@ export class Harness {
     const p = this.spawn(bin('inspect'), args, 'inspect');
     const { code } = await p.exited;
     return { code, stdout: p.stdout, stderr: p.stderr };
+  }
+
+  /** Writes a job script into the harness directory and returns its path. */
+  script(name: string, body: string): string {
+    const file = this.path(`${name}.sh`);
+    writeFileSync(file, body);
+    return file;
+  }
+
+  /** `builder-client info --json`, parsed. */
+  async info(server: ServerHandle): Promise<any> {
+    const r = await this.client(server, ['info', '--json']);
+    if (r.code !== 0) throw new Error(`info failed: ${r.stderr}`);
+    return JSON.parse(r.stdout);
+  }
+
+  /** `builder-client history [JOB] --json`, parsed. */
+  async history<T = any>(server: ServerHandle, job?: string): Promise<T[]> {
+    const r = await this.client(server, ['history', ...(job ? [job] : []), '--json']);
+    if (r.code !== 0) throw new Error(`history failed: ${r.stderr}`);
+    return JSON.parse(r.stdout) as T[];
   }
 
   token(server: ServerHandle): string {

@@ -15,28 +15,18 @@ t.before.each(() => {
 });
 t.after.each(async () => h.cleanup());
 
-const script = (name: string, body: string): string => {
-  const file = h.path(`${name}.sh`);
-  writeFileSync(file, body);
-  return file;
-};
 
 interface RunJson { uuid: string; job: string; result: { kind: string; code?: number; reason?: string }; dir: string; refusals: Array<{ path: string; reason: string }>; stats: { peakMemoryBytes?: number } }
 
-async function history(server: Awaited<ReturnType<Harness['server']>>, job?: string): Promise<RunJson[]> {
-  const r = await h.client(server, ['history', ...(job ? [job] : []), '--json']);
-  assert.is(r.code, 0, r.stderr);
-  return JSON.parse(r.stdout) as RunJson[];
-}
 
 t('a scheduled job runs on a worker and its result, console and artifacts are stored', withTimeout(30_000, async () => {
   const server = await h.server();
   h.worker(server, 'debian-12');
-  const file = script('build', 'echo building\necho oops >&2\nmkdir -p out/deep\nprintf "\\001\\002binary" > out/deep/x.bin\necho done\n');
+  const file = h.script('build', 'echo building\necho oops >&2\nmkdir -p out/deep\nprintf "\\001\\002binary" > out/deep/x.bin\necho done\n');
   const r = await h.client(server, ['schedule', 'hello', 'debian-12', file]);
   assert.is(r.code, 0, r.stderr);
   assert.match(r.stdout, /scheduled hello on debian-12/);
-  const [run] = await eventually(async () => (await history(server)).length === 1 && history(server), 20_000, 'a finished run');
+  const [run] = await eventually(async () => (await h.history<RunJson>(server)).length === 1 && h.history<RunJson>(server), 20_000, 'a finished run');
   assert.equal(run!.result, { kind: 'exited', code: 0 });
   const dir = run!.dir;
   assert.is(readFileSync(join(dir, 'artifacts/out/deep/x.bin'), 'latin1'), '\x01\x02binary');
@@ -52,7 +42,7 @@ t('a scheduled job runs on a worker and its result, console and artifacts are st
 
 t('the same name cannot be scheduled twice; bad input changes nothing and says why in one line', withTimeout(20_000, async () => {
   const server = await h.server();
-  const file = script('s', 'true\n');
+  const file = h.script('s', 'true\n');
   assert.is((await h.client(server, ['schedule', 'job1', 'linux', file, '--period', 'never'])).code, 0);
   const dup = await h.client(server, ['schedule', 'job1', 'linux', file]);
   assert.is(dup.code, 1);
@@ -81,7 +71,7 @@ t('observe shows the past lines, then the live ones, then the result', withTimeo
   const server = await h.server();
   h.worker(server, 'p');
   const go = h.path('go');
-  const file = script('obs', `echo past-1\necho past-2\nwhile [ ! -e ${go} ]; do sleep 0.05; done\necho live-1\nexit 7\n`);
+  const file = h.script('obs', `echo past-1\necho past-2\nwhile [ ! -e ${go} ]; do sleep 0.05; done\necho live-1\nexit 7\n`);
   await h.client(server, ['schedule', 'obs', 'p', file]);
   const uuid = await eventually(async () => {
     const info = JSON.parse((await h.client(server, ['info', '--json'])).stdout);
@@ -109,7 +99,7 @@ t('observe shows the past lines, then the live ones, then the result', withTimeo
 
 t('execute moves a job to the front; --follow streams the run and exits with its status', withTimeout(30_000, async () => {
   const server = await h.server();
-  const file = script('f', 'echo following\nexit 3\n');
+  const file = h.script('f', 'echo following\nexit 3\n');
   for (const name of ['a', 'b', 'c']) await h.client(server, ['schedule', name, 'x86', file]);
   let info = JSON.parse((await h.client(server, ['info', '--json'])).stdout);
   assert.equal(info.queues.x86, ['a', 'b', 'c']);
@@ -130,7 +120,7 @@ t('execute moves a job to the front; --follow streams the run and exits with its
 
 t('reschedule and unschedule change the schedule; never-jobs wait for execute', withTimeout(20_000, async () => {
   const server = await h.server();
-  const file = script('r', 'true\n');
+  const file = h.script('r', 'true\n');
   await h.client(server, ['schedule', 'nightly', 'arm', file, '--cron', '0 3 * * *', '--tz', 'Europe/Berlin']);
   await h.client(server, ['schedule', 'manual', 'arm', file, '--period', 'never']);
   let info = JSON.parse((await h.client(server, ['info', '--json'])).stdout);
@@ -156,7 +146,7 @@ t('reschedule and unschedule change the schedule; never-jobs wait for execute', 
 
 t('a dropped platform loses its queue and jobs, refuses schedules, and stays dropped when its worker connects', withTimeout(30_000, async () => {
   const server = await h.server();
-  const file = script('d', 'echo should-not-run\n');
+  const file = h.script('d', 'echo should-not-run\n');
   await h.client(server, ['schedule', 'j1', 'old', file]);
   const drop = await h.client(server, ['drop-platform', 'old']);
   assert.is(drop.code, 0);
@@ -175,7 +165,7 @@ t('a dropped platform loses its queue and jobs, refuses schedules, and stays dro
   const workers = JSON.parse((await h.client(again, ['workers', '--json'])).stdout);
   assert.is(workers[0].dropped, true);
   assert.is((await h.client(again, ['undrop-platform', 'old'])).code, 0);
-  await h.client(again, ['schedule', 'j3', 'old', script('d2', 'echo now-it-runs\n')]);
+  await h.client(again, ['schedule', 'j3', 'old', h.script('d2', 'echo now-it-runs\n')]);
   const runs = await eventually(async () => {
     const r = JSON.parse((await h.client(again, ['history', '--json'])).stdout) as RunJson[];
     return r.length > 0 && r;
@@ -189,10 +179,10 @@ t('a job past its timeout is ended as a timeout and its whole process tree is ki
   const server = await h.server();
   h.worker(server, 'p');
   const pidFile = h.path('child.pid');
-  const file = script('slow', `sleep 1000 &\necho $! > ${pidFile}\necho started\nsleep 1000\n`);
+  const file = h.script('slow', `sleep 1000 &\necho $! > ${pidFile}\necho started\nsleep 1000\n`);
   await h.client(server, ['schedule', 'slow', 'p', file, '--timeout', '2']);
   const [run] = await eventually(async () => {
-    const r = await history(server);
+    const r = await h.history<RunJson>(server);
     return r.length > 0 && r;
   }, 20_000, 'the timed-out run');
   assert.equal(run!.result, { kind: 'timeout', reason: 'timeout' });
@@ -211,12 +201,12 @@ t('a job past its timeout is ended as a timeout and its whole process tree is ki
 t('cancel ends a running job', withTimeout(30_000, async () => {
   const server = await h.server();
   h.worker(server, 'p');
-  await h.client(server, ['schedule', 'long', 'p', script('long', 'echo hi\nsleep 1000\n')]);
+  await h.client(server, ['schedule', 'long', 'p', h.script('long', 'echo hi\nsleep 1000\n')]);
   const uuid = await eventually(async () => JSON.parse((await h.client(server, ['info', '--json'])).stdout).running[0]?.uuid as string);
   const r = await h.client(server, ['cancel', uuid]);
   assert.is(r.code, 0, r.stderr);
   const [run] = await eventually(async () => {
-    const x = await history(server);
+    const x = await h.history<RunJson>(server);
     return x.length > 0 && x;
   });
   assert.is(run!.result.kind, 'cancelled');
@@ -226,9 +216,9 @@ t('cancel ends a running job', withTimeout(30_000, async () => {
 t('artifacts that are links out of the job directory are refused and the refusal is reported', withTimeout(30_000, async () => {
   const server = await h.server();
   h.worker(server, 'p');
-  await h.client(server, ['schedule', 'links', 'p', script('l', 'ln -s /etc/passwd leak\nln -s ../../.. up\necho ok > good\n')]);
+  await h.client(server, ['schedule', 'links', 'p', h.script('l', 'ln -s /etc/passwd leak\nln -s ../../.. up\necho ok > good\n')]);
   const [run] = await eventually(async () => {
-    const x = await history(server);
+    const x = await h.history<RunJson>(server);
     return x.length > 0 && x;
   });
   assert.equal(run!.result, { kind: 'exited', code: 0 });
@@ -254,7 +244,7 @@ t('orb-build jobs run on every platform with a template, with the package and pl
   assert.is(r.code, 0, r.stderr);
   assert.match(r.stdout, /queued on: debian-12/);
   const [run] = await eventually(async () => {
-    const x = await history(server, 'solo5');
+    const x = await h.history<RunJson>(server, 'solo5');
     return x.length > 0 && x;
   });
   assert.match(readFileSync(join(run!.dir, 'console'), 'utf8'), /opam install solo5-bindings-hvt on debian-12/);

@@ -3,7 +3,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { existsSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { Harness, eventually, withTimeout, type ServerHandle } from '../helpers/processes.js';
+import { Harness, eventually, withTimeout } from '../helpers/processes.js';
 
 const t = suite('durability');
 let h: Harness;
@@ -14,26 +14,18 @@ t.before.each(() => {
 t.after.each(async () => h.cleanup());
 
 interface RunJson { uuid: string; job: string; attempt: number; started: string; result: { kind: string; code?: number; message?: string; infra?: boolean }; dir: string }
-const script = (name: string, body: string): string => {
-  const file = h.path(`${name}.sh`);
-  writeFileSync(file, body);
-  return file;
-};
-const info = async (s: ServerHandle) => JSON.parse((await h.client(s, ['info', '--json'])).stdout);
-const history = async (s: ServerHandle, job?: string) =>
-  JSON.parse((await h.client(s, ['history', ...(job ? [job] : []), '--json'])).stdout) as RunJson[];
 
 t('kill -9 of the server mid-job: schedule, queues and results survive, and the running job carries on', withTimeout(60_000, async () => {
   let server = await h.server();
   const port = server.port;
   const worker = h.worker(server, 'p');
-  await h.client(server, ['schedule', 'done-before', 'p', script('d', 'echo early > early.txt\n')]);
-  await eventually(async () => (await history(server)).length === 1, 15_000, 'first result');
+  await h.client(server, ['schedule', 'done-before', 'p', h.script('d', 'echo early > early.txt\n')]);
+  await eventually(async () => (await h.history<RunJson>(server)).length === 1, 15_000, 'first result');
   const go = h.path('go');
-  await h.client(server, ['schedule', 'long', 'p', script('long', `echo before\nwhile [ ! -e ${go} ]; do sleep 0.05; done\necho after\necho art > result.txt\n`)]);
-  await h.client(server, ['schedule', 'waiting', 'other', script('w', 'true\n')]);
-  await h.client(server, ['schedule', 'manual', 'p', script('m', 'true\n'), '--period', 'never']);
-  const uuid = await eventually(async () => (await info(server)).running[0]?.uuid as string | undefined);
+  await h.client(server, ['schedule', 'long', 'p', h.script('long', `echo before\nwhile [ ! -e ${go} ]; do sleep 0.05; done\necho after\necho art > result.txt\n`)]);
+  await h.client(server, ['schedule', 'waiting', 'other', h.script('w', 'true\n')]);
+  await h.client(server, ['schedule', 'manual', 'p', h.script('m', 'true\n'), '--period', 'never']);
+  const uuid = await eventually(async () => (await h.info(server)).running[0]?.uuid as string | undefined);
   await eventually(async () => {
     const o = h.clientProc(server, ['observe', uuid]);
     await o.waitFor(/before/);
@@ -44,16 +36,16 @@ t('kill -9 of the server mid-job: schedule, queues and results survive, and the 
   server.proc.kill('SIGKILL');
   await server.proc.exited;
   server = await h.server({ dir: server.dir, port });
-  const after = await info(server);
+  const after = await h.info(server);
   assert.equal(after.schedule.map((j: { name: string }) => j.name).sort(), ['done-before', 'long', 'manual', 'waiting']);
   assert.equal(after.queues.other, ['waiting']);
   assert.equal(after.running.map((r: { uuid: string }) => r.uuid), [uuid]);
-  assert.is((await history(server, 'done-before')).length, 1);
+  assert.is((await h.history<RunJson>(server, 'done-before')).length, 1);
 
   await worker.waitFor(/connected.*\n(.|\n)*connected/, 20_000);
   writeFileSync(go, '');
   const [run] = await eventually(async () => {
-    const r = await history(server, 'long');
+    const r = await h.history<RunJson>(server, 'long');
     return r.length > 0 && r;
   }, 20_000, 'the long run to finish after the restart');
   assert.is(run!.uuid, uuid, 'the same run carried on; the build was not restarted');
@@ -68,16 +60,16 @@ t('kill -9 of a worker mid-job: after the lease the job goes back to the front o
   const w1 = h.worker(server, 'p', ['--name', 'first']);
   await w1.waitFor(/connected/);
   const marker = h.path('attempts');
-  await h.client(server, ['schedule', 'flaky', 'p', script('f', `echo x >> ${marker}\nn=$(wc -l < ${marker})\nif [ "$n" -eq 1 ]; then sleep 1000; fi\necho finished\n`)]);
-  await h.client(server, ['schedule', 'next', 'p', script('n', 'echo next\n')]);
+  await h.client(server, ['schedule', 'flaky', 'p', h.script('f', `echo x >> ${marker}\nn=$(wc -l < ${marker})\nif [ "$n" -eq 1 ]; then sleep 1000; fi\necho finished\n`)]);
+  await h.client(server, ['schedule', 'next', 'p', h.script('n', 'echo next\n')]);
   await eventually(() => existsSync(marker), 15_000, 'the first attempt to start');
   w1.kill('SIGKILL');
-  await eventually(async () => (await history(server, 'flaky')).length === 1, 15_000, 'the lease to run out');
-  let queued = (await info(server)).queues.p;
+  await eventually(async () => (await h.history<RunJson>(server, 'flaky')).length === 1, 15_000, 'the lease to run out');
+  let queued = (await h.info(server)).queues.p;
   assert.equal(queued, ['flaky', 'next'], 'back at the front of its queue');
   const w2 = h.worker(server, 'p', ['--name', 'second']);
   const runs = await eventually(async () => {
-    const r = await history(server, 'flaky');
+    const r = await h.history<RunJson>(server, 'flaky');
     return r.some((x) => x.result.kind === 'exited') && r;
   }, 30_000, 'the second attempt');
   const lost = runs.find((r) => r.result.kind === 'failed')!;
@@ -88,12 +80,12 @@ t('kill -9 of a worker mid-job: after the lease the job goes back to the front o
   assert.is(runs.length, 2);
   // it went to the front: it ran before "next", which was queued behind it
   const all = await eventually(async () => {
-    const r = await history(server);
+    const r = await h.history<RunJson>(server);
     return r.length === 3 && r;
   });
   const order = all.slice().sort((a, b) => Date.parse(a.started) - Date.parse(b.started)).map((r) => `${r.job}/${r.attempt}`);
   assert.equal(order, ['flaky/1', 'flaky/2', 'next/1']);
-  queued = (await info(server)).queues.p;
+  queued = (await h.info(server)).queues.p;
   assert.equal(queued, []);
   void w2;
 }));
@@ -104,22 +96,22 @@ t('a worker that comes back after its run was handed to another has its late res
   const w1 = h.worker(server, 'p', ['--name', 'sleepy'], env);
   await w1.waitFor(/connected/);
   const go = h.path('go');
-  await h.client(server, ['schedule', 'once', 'p', script('o', `while [ ! -e ${go} ]; do sleep 0.05; done\necho done-by-$BUILDER_WHO\n`)]);
-  await eventually(async () => (await info(server)).running.length === 1);
+  await h.client(server, ['schedule', 'once', 'p', h.script('o', `while [ ! -e ${go} ]; do sleep 0.05; done\necho done-by-$BUILDER_WHO\n`)]);
+  await eventually(async () => (await h.info(server)).running.length === 1);
   w1.kill('SIGSTOP');
-  await eventually(async () => (await history(server, 'once')).length === 1, 20_000, 'the lost run to be recorded');
+  await eventually(async () => (await h.history<RunJson>(server, 'once')).length === 1, 20_000, 'the lost run to be recorded');
   const w2 = h.worker(server, 'p', ['--name', 'awake'], env);
-  await eventually(async () => (await info(server)).running[0]?.worker === 'awake', 15_000, 'the retry on the other worker');
+  await eventually(async () => (await h.info(server)).running[0]?.worker === 'awake', 15_000, 'the retry on the other worker');
   writeFileSync(go, '');
   w1.kill('SIGCONT');
   await w1.waitFor(/server no longer holds this run|refused/, 20_000);
   const runs = await eventually(async () => {
-    const r = await history(server, 'once');
+    const r = await h.history<RunJson>(server, 'once');
     return r.length === 2 && r;
   }, 20_000);
   assert.equal(runs.map((r) => r.result.kind).sort(), ['exited', 'failed']);
   await new Promise((r) => setTimeout(r, 1000));
-  assert.is((await history(server, 'once')).length, 2, 'no run recorded twice');
+  assert.is((await h.history<RunJson>(server, 'once')).length, 2, 'no run recorded twice');
   void w2;
 }));
 

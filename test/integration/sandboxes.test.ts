@@ -3,7 +3,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync, writeFileSync, mkdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Harness, eventually, withTimeout, type ServerHandle } from '../helpers/processes.js';
 import { need } from '../helpers/env.js';
@@ -32,16 +32,9 @@ const btrfsReady = (): boolean =>
     'run test/env/setup-btrfs.sh as root');
 
 interface RunJson { job: string; result: { kind: string; code?: number }; dir: string; refusals: Array<{ path: string }> }
-const script = (name: string, body: string): string => {
-  const file = h.path(`${name}.sh`);
-  writeFileSync(file, body);
-  return file;
-};
-const history = async (s: ServerHandle, job?: string) =>
-  JSON.parse((await h.client(s, ['history', ...(job ? [job] : []), '--json'])).stdout) as RunJson[];
 const finished = (s: ServerHandle, job: string) =>
   eventually(async () => {
-    const r = await history(s, job);
+    const r = await h.history<RunJson>(s, job);
     return r.length > 0 && r[0];
   }, 60_000, `a result of ${job}`);
 
@@ -53,7 +46,7 @@ t('docker: a job runs in a container from the platform image; artifacts come bac
   const server = await h.server();
   const passwd = readFileSync('/etc/passwd', 'utf8');
   h.worker(server, 'busybox', ['--sandbox', 'docker', '--image', 'builder-test-busybox', '--name', 'dock1', '--network', 'none']);
-  await h.client(server, ['schedule', 'contained', 'busybox', script('c', escapeScript)]);
+  await h.client(server, ['schedule', 'contained', 'busybox', h.script('c', escapeScript)]);
   const run = await finished(server, 'contained');
   assert.equal(run.result, { kind: 'exited', code: 4 });
   assert.is(readFileSync(join(run.dir, 'artifacts/out/a.txt'), 'utf8'), 'artifact\n');
@@ -67,7 +60,7 @@ t('docker: kill -9 of the worker mid-job leaves nothing behind after its next st
   if (!dockerReady()) return;
   const server = await h.server({ args: ['--lease', '1'] });
   const w = h.worker(server, 'busybox', ['--sandbox', 'docker', '--image', 'builder-test-busybox', '--name', 'dock2']);
-  await h.client(server, ['schedule', 'stuck', 'busybox', script('s', 'echo started\nsleep 1000\n'), '--period', 'never']);
+  await h.client(server, ['schedule', 'stuck', 'busybox', h.script('s', 'echo started\nsleep 1000\n'), '--period', 'never']);
   await h.client(server, ['execute', 'stuck']);
   await eventually(() => sh('docker', ['ps', '-q', '--filter', 'label=builder.worker=dock2']).trim() !== '', 30_000, 'a running container');
   w.kill('SIGKILL');
@@ -84,7 +77,7 @@ t('btrfs-ns: a job runs in a fresh snapshot as an unprivileged user; the host is
   const server = await h.server();
   const passwd = readFileSync('/etc/passwd', 'utf8');
   h.worker(server, 'bb', ['--sandbox', 'btrfs-ns', '--btrfs-base', join(btrfsMount, 'base@clean'), '--name', 'snap1']);
-  await h.client(server, ['schedule', 'snapped', 'bb', script('b', `id -u\n${escapeScript}`)]);
+  await h.client(server, ['schedule', 'snapped', 'bb', h.script('b', `id -u\n${escapeScript}`)]);
   const run = await finished(server, 'snapped');
   assert.equal(run.result, { kind: 'exited', code: 4 });
   const consoleText = readFileSync(join(run.dir, 'console'), 'utf8');
@@ -100,7 +93,7 @@ t('btrfs-ns: kill -9 of the worker mid-job leaves nothing behind after its next 
   const server = await h.server({ args: ['--lease', '1'] });
   const args = ['--sandbox', 'btrfs-ns', '--btrfs-base', join(btrfsMount, 'base@clean'), '--name', 'snap2'];
   const w = h.worker(server, 'bb', args);
-  await h.client(server, ['schedule', 'stuck', 'bb', script('s', 'echo started\nsleep 1000\n'), '--period', 'never']);
+  await h.client(server, ['schedule', 'stuck', 'bb', h.script('s', 'echo started\nsleep 1000\n'), '--period', 'never']);
   await h.client(server, ['execute', 'stuck']);
   await eventually(() => readdirSync(btrfsMount).some((n) => n.startsWith('builder-snap2-')), 30_000, 'a snapshot');
   await eventually(() => sh('pgrep', ['-f', 'sleep 1000']).trim() !== '', 10_000, 'the job to run');
