@@ -1,6 +1,6 @@
 // Receives one run's artifacts as they stream in: each lands on disk chunk by chunk and is
 // hashed on the way, so no artifact is ever held whole in memory.
-import { sha256For, type Sha256 } from '../common/sha256.js';
+import { createHash, type Hash } from 'node:crypto';
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { once } from 'node:events';
@@ -14,7 +14,7 @@ interface Open {
   size: number;
   mode: number;
   received: number;
-  hash: Sha256;
+  hash: Hash;
   out: WriteStream | undefined;
   failed: string | undefined;
   ready: Promise<void>;
@@ -32,7 +32,7 @@ export class IncomingArtifacts {
     this.abortCurrent();
     const problem = artifactPathProblem(path) ?? (this.stored.some((a) => a.path === path) ? 'sent twice' : undefined);
     const file = join(this.root, 'artifacts', path);
-    const cur: Open = { path, size, mode, received: 0, hash: sha256For(size), out: undefined, failed: undefined, ready: Promise.resolve() };
+    const cur: Open = { path, size, mode, received: 0, hash: createHash('sha256'), out: undefined, failed: undefined, ready: Promise.resolve() };
     if (problem) {
       this.refusals.push({ path, reason: problem });
     } else {
@@ -53,17 +53,16 @@ export class IncomingArtifacts {
     const cur = this.current;
     if (!cur) return;
     cur.received += data.length;
-    const hashed = cur.hash.update(data);
+    cur.hash.update(data);
     await cur.ready;
     if (cur.out && !cur.failed && !cur.out.write(data)) await Promise.race([once(cur.out, 'drain'), once(cur.out, 'error')]);
-    await hashed;
   }
 
   async end(sha256: string): Promise<void> {
     const cur = this.current;
     this.current = undefined;
     if (!cur) return;
-    const digest = await cur.hash.digest();
+    const digest = cur.hash.digest('hex');
     await cur.ready;
     if (!cur.out) return;
     cur.out.end();
@@ -89,8 +88,6 @@ export class IncomingArtifacts {
 
   private abortCurrent(): void {
     if (this.current?.out) this.current.out.destroy();
-    // ends the hashing process, if there is one
-    void this.current?.hash.digest().catch(() => undefined);
     this.current = undefined;
   }
 

@@ -1,8 +1,8 @@
 // Streams a finished run's artifacts to the server: per file a start (path, size, mode), chunks
 // read from disk as the socket takes them, and an end with the sha256 computed on the way.
+import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
-import { sha256For } from '../common/sha256.js';
 import type { Connection } from '../protocol/connection.js';
 import type { Refusal } from '../protocol/messages.js';
 import type { ArtifactFile } from './sandbox/types.js';
@@ -22,18 +22,18 @@ export async function sendArtifacts(conn: Connection, uuid: string, files: Artif
       continue;
     }
     conn.send({ t: 'artifact', uuid, path: file.path, size, mode: file.mode });
-    const hash = sha256For(size);
+    const hash = createHash('sha256');
     try {
       for await (const chunk of createReadStream(file.hostPath, { highWaterMark: CHUNK })) {
         if (conn.closed) return false;
-        await hash.update(chunk as Buffer);
+        hash.update(chunk as Buffer);
         if (!conn.send({ t: 'chunk', uuid, data: chunk as Buffer })) await conn.drained();
       }
     } catch (err) {
       refusals.push({ path: file.path, reason: `read failed: ${(err as Error).message}` });
     }
     if (conn.closed) return false;
-    conn.send({ t: 'artifact-end', uuid, sha256: await hash.digest() });
+    conn.send({ t: 'artifact-end', uuid, sha256: hash.digest('hex') });
   }
   return refusals;
 }
