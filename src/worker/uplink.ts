@@ -10,7 +10,7 @@ import type { Logger } from '../common/log.js';
 import type { Connection } from '../protocol/connection.js';
 import { dial } from '../protocol/dial.js';
 import type { Job, Message, Welcome } from '../protocol/messages.js';
-import { HeldRun } from './held-run.js';
+import { HeldRun, type Ending } from './held-run.js';
 import { runJob, type RunLimits } from './runner.js';
 import { sendArtifacts } from './send-artifacts.js';
 import type { SandboxBackend } from './sandbox/types.js';
@@ -172,7 +172,16 @@ export class Uplink {
     this.held.set(job.uuid, h);
     const log = this.o.log.child({ run: job.uuid, job: job.name });
     log.info('job started');
-    void runJob(this.o.backend, job, h, this.o.limits, (seq, ms, data) => this.queueLine(h.uuid, seq, ms, data))
+    const run = async (): Promise<Ending> => {
+      // free space is checked before every job, not only every 30 s: builds fill disks fast
+      await this.checkDisk().catch((err) => log.warn('disk check failed', { error: errorMessage(err) }));
+      if (this.diskShort) {
+        const message = `worker ${this.o.name} is short of disk space (${Math.round(this.freePercent ?? 0)}% free)`;
+        return { result: { kind: 'failed', message, infra: true }, stats: {}, artifacts: [], refusals: [] };
+      }
+      return runJob(this.o.backend, job, h, this.o.limits, (seq, ms, data) => this.queueLine(h.uuid, seq, ms, data));
+    };
+    void run()
       .then(async (ending) => {
         h.ending = ending;
         this.flush();
