@@ -57,6 +57,7 @@ export class ClientSession {
       case 'skipped':
       case 'end': {
         this.streams.get(msg.id)?.(msg);
+        if (msg.t === 'end') this.streams.delete(msg.id);
         return;
       }
       case 'error':
