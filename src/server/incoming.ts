@@ -9,6 +9,8 @@ import { artifactPathProblem } from '../common/names.js';
 import type { Refusal } from '../protocol/messages.js';
 import type { ArtifactRow } from './store.js';
 
+const WRITE_AHEAD = 4 * 1024 * 1024;
+
 interface Open {
   path: string;
   size: number;
@@ -39,7 +41,8 @@ export class IncomingArtifacts {
       // the stream opens its file at once, so the directory must exist first
       cur.ready = mkdir(dirname(file), { recursive: true }).then(
         () => {
-          cur.out = createWriteStream(file, { mode: (mode & 0o777) | 0o600 });
+          // a few chunks in flight to the disk, so receiving and writing overlap
+          cur.out = createWriteStream(file, { mode: (mode & 0o777) | 0o600, highWaterMark: WRITE_AHEAD });
           cur.out.on('error', (err) => (cur.failed = err.message));
         },
         (err: Error) => void (cur.failed = err.message),

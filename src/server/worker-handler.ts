@@ -12,8 +12,10 @@ import type { Coordinator } from './coordinator.js';
 import type { Store } from './store.js';
 import type { WorkerSession } from './worker-session.js';
 
-const PAUSE_AT = 64;
-const RESUME_AT = 8;
+// bytes of received but not yet handled messages: past this the socket is paused, so a fast
+// worker cannot make the server buffer an artifact in memory
+const PAUSE_AT = 8 * 1024 * 1024;
+const RESUME_AT = 2 * 1024 * 1024;
 
 export function serveWorker(conn: Connection, hello: Hello, coordinator: Coordinator, store: Store, log: Logger, serverName: string): void {
   const info = hello.worker!;
@@ -57,13 +59,14 @@ export function serveWorker(conn: Connection, hello: Hello, coordinator: Coordin
     }
   };
   conn.on('message', (msg) => {
-    pending++;
+    const size = msg.t === 'chunk' ? msg.data.length : 256;
+    pending += size;
     if (pending >= PAUSE_AT) conn.socket.pause();
     chain = chain
       .then(() => handle(msg))
       .catch((err) => wlog.error('cannot handle worker message', { type: msg.t, error: errorMessage(err) }))
       .finally(() => {
-        pending--;
+        pending -= size;
         if (pending <= RESUME_AT && conn.socket.isPaused()) conn.socket.resume();
       });
   });
