@@ -199,9 +199,10 @@ export function openStore(file: string) {
       return true;
     },
     history: (job: string | undefined, limit: number) => q.history.all(job ?? null, job ?? null, limit),
-    addLines: (uuid: string, seq: number, lines: Array<[number, Buffer]>) => {
+    /** one transaction per batch: a chatty build must not cost a commit per line */
+    addLines: db.transaction((uuid: string, seq: number, lines: Array<[number, Buffer]>) => {
       lines.forEach(([ms, data], i) => q.addLine.run(uuid, seq + i, ms, data));
-    },
+    }),
     lines: (uuid: string) => q.lines.all(uuid),
     lastSeq: (uuid: string) => q.lastSeq.get(uuid)?.s ?? -1,
     artifacts: (uuid: string) => q.artifacts.all(uuid),

@@ -15,6 +15,8 @@ export interface Ending {
 export class HeldRun {
   /** lines not known to be stored by the server: [seq, ms, data] */
   private buffer: Array<[number, number, Buffer]> = [];
+  /** index of the oldest kept line: dropping from the front by shift() would be O(n) per line */
+  private head = 0;
   private bufferedBytes = 0;
   nextSeq = 0;
   ending: Ending | undefined;
@@ -29,15 +31,21 @@ export class HeldRun {
     this.buffer.push(entry);
     this.bufferedBytes += data.length + 32;
     // oldest first: those are the ones most likely already stored by the server
-    while (this.bufferedBytes > MAX_BUFFERED_BYTES && this.buffer.length > 1) {
-      const dropped = this.buffer.shift()!;
+    while (this.bufferedBytes > MAX_BUFFERED_BYTES && this.buffer.length - this.head > 1) {
+      const dropped = this.buffer[this.head++]!;
       this.bufferedBytes -= dropped[2].length + 32;
+    }
+    if (this.head > 4096 && this.head * 2 > this.buffer.length) {
+      this.buffer = this.buffer.slice(this.head);
+      this.head = 0;
     }
     return entry;
   }
 
   /** Lines after the server's last stored one, to send again after a re-attach. */
   linesAfter(haveSeq: number): Array<[number, number, Buffer]> {
-    return this.buffer.filter(([seq]) => seq > haveSeq);
+    const kept = this.buffer.slice(this.head);
+    const first = kept.findIndex(([seq]) => seq > haveSeq);
+    return first < 0 ? [] : kept.slice(first);
   }
 }
