@@ -77,9 +77,12 @@ export class Coordinator {
   // ---- workers coming and going ----
 
   /** Decides which of the worker's held runs it keeps; the rest it must abandon. */
-  workerJoined(w: WorkerSession, held: HeldRun[]): { attach: Array<{ uuid: string; haveSeq: number }>; abandon: string[] } {
+  workerJoined(w: WorkerSession, held: HeldRun[]): {
+    attach: Array<{ uuid: string; haveSeq: number }>; abandon: string[]; ready: Promise<void>;
+  } {
     const attach: Array<{ uuid: string; haveSeq: number }> = [];
     const abandon: string[] = [];
+    const resets: Array<Promise<void>> = [];
     for (const h of held) {
       const run = this.live.get(h.uuid);
       if (!run || run.finishing || (run.worker && !run.worker.conn.closed) || run.platform !== w.platform) {
@@ -93,7 +96,8 @@ export class Coordinator {
       w.runs.add(run.uuid);
       attach.push({ uuid: run.uuid, haveSeq: run.nextSeq - 1 });
       this.log.info('run re-attached', { run: run.uuid, job: run.job, worker: w.name });
-      if (h.finished) void run.incoming.reset();
+      // a finished run's artifacts are all sent again: what arrived before is thrown away first
+      if (h.finished) resets.push(run.incoming.reset());
     }
     this.workers.add(w);
     const isNew = this.store.addPlatform(w.platform);
@@ -102,7 +106,7 @@ export class Coordinator {
         this.log.warn('no orb-build template for this platform; templated jobs will not run here', { platform: w.platform, worker: w.name });
       }
     } else if (isNew) this.collectOrbJobs(w.platform);
-    return { attach, abandon };
+    return { attach, abandon, ready: Promise.all(resets).then(() => undefined) };
   }
 
   workerLeft(w: WorkerSession, reason: string): void {

@@ -30,14 +30,15 @@ export function serveWorker(conn: Connection, hello: Hello, coordinator: Coordin
     draining: false, diskShort: false, freePercent: undefined, sandbox: undefined, since: Date.now(),
   };
   const wlog = log.child({ worker: w.name, platform: w.platform, peer: conn.peer });
-  const { attach, abandon } = coordinator.workerJoined(w, info.running);
+  const { attach, abandon, ready } = coordinator.workerJoined(w, info.running);
   const dropped = store.isDropped(w.platform);
   conn.send({ t: 'welcome', server: serverName, dropped, attach, abandon });
   wlog.info(dropped ? 'worker connected; its platform is dropped, it gets no jobs' : 'worker connected', {
     capacity: w.capacity, attached: attach.length, abandoned: abandon.length,
   });
 
-  let chain: Promise<void> = Promise.resolve();
+  // nothing the worker sends is handled before re-attached runs are ready for it
+  let chain: Promise<void> = ready.catch((err) => wlog.error('cannot prepare re-attached runs', { error: errorMessage(err) }));
   let pending = 0;
   const handle = async (msg: Message): Promise<void> => {
     switch (msg.t) {

@@ -55,6 +55,31 @@ t('kill -9 of the server mid-job: schedule, queues and results survive, and the 
   assert.ok(existsSync(join(run!.dir, 'artifacts/result.txt')));
 }));
 
+t('a job that finishes while the server is down is delivered, artifacts and all, when it comes back', withTimeout(60_000, async () => {
+  let server = await h.server();
+  const port = server.port;
+  const worker = h.worker(server, 'p');
+  const go = h.path('go');
+  await h.client(server, ['schedule', 'offline', 'p', h.script('off', `echo one\nwhile [ ! -e ${go} ]; do sleep 0.05; done\necho two\nmkdir -p d\nhead -c 3000000 /dev/urandom > d/blob\necho three\n`)]);
+  const uuid = await eventually(async () => (await h.info(server)).running[0]?.uuid as string | undefined);
+  server.proc.kill('SIGKILL');
+  await server.proc.exited;
+  writeFileSync(go, '');
+  await worker.waitFor(/job ended/, 20_000);
+  server = await h.server({ dir: server.dir, port });
+  const [run] = await eventually(async () => {
+    const r = await h.history<RunJson>(server, 'offline');
+    return r.length > 0 && r;
+  }, 30_000, 'the result delivered after the restart');
+  assert.is(run!.uuid, uuid);
+  assert.equal(run!.result, { kind: 'exited', code: 0 });
+  const lines = readFileSync(join(run!.dir, 'console'), 'utf8').split('\n').filter(Boolean).map((l) => l.replace(/^\d+ /, ''));
+  assert.equal(lines, ['one', 'two', 'three']);
+  const meta = JSON.parse(readFileSync(join(run!.dir, 'run.json'), 'utf8'));
+  assert.equal(meta.artifacts.map((a: { path: string; size: number }) => [a.path, a.size]), [['d/blob', 3000000]]);
+  assert.equal(meta.refusals, []);
+}));
+
 t('kill -9 of a worker mid-job: after the lease the job goes back to the front of its queue and runs elsewhere', withTimeout(60_000, async () => {
   const server = await h.server({ args: ['--lease', '2'] });
   const w1 = h.worker(server, 'p', ['--name', 'first']);
