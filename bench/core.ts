@@ -12,9 +12,10 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { errorMessage } from '../src/common/errors.js';
+import { ClientSession, type RequestBody, type Stream } from '../src/client/session.js';
 import type { Connection } from '../src/protocol/connection.js';
 import { dial } from '../src/protocol/dial.js';
-import type { End, Line, Message, Request, Skipped, Started } from '../src/protocol/messages.js';
+import type { End } from '../src/protocol/messages.js';
 import { Harness, type ServerHandle } from '../test/helpers/processes.js';
 
 const envInt = (name: string, dflt: number): number => {
@@ -86,82 +87,37 @@ function procCpuSeconds(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / clockTicks;
 }
 
-// ---- a minimal client over the protocol ----
+// ---- the client, with pipelining for bulk requests ----
 
-type Stream = Started | Line | Skipped | End;
-type Body = Request extends infer R ? (R extends { op: infer O } ? Omit<Extract<Request, { op: O }>, 't' | 'id'> : never) : never;
+type Body = RequestBody;
 
-/** One client connection: requests by id, answers and streamed events matched to them. */
+/** builder-client's own session, answering with the data alone, plus pipelined bulk requests. */
 class Rpc {
-  private nextId = 1;
-  private waiting = new Map<number, { resolve(v: unknown): void; reject(e: Error): void }>();
-  private streams = new Map<number, (ev: Stream) => void>();
-
-  private constructor(readonly conn: Connection) {
-    conn.on('message', (msg: Message) => this.onMessage(msg));
-    conn.on('close', (reason) => {
-      for (const w of this.waiting.values()) w.reject(new Error(`connection lost: ${reason}`));
-      this.waiting.clear();
-    });
-  }
+  private constructor(private readonly session: ClientSession) {}
 
   static async open(server: ServerHandle, token: string): Promise<Rpc> {
-    const { conn } = await dial({ host: '127.0.0.1', port: server.port, role: 'client', token });
-    const rpc = new Rpc(conn);
-    conn.release();
-    return rpc;
+    return new Rpc(await ClientSession.open('127.0.0.1', server.port, token));
   }
 
-  /** Sends a request; resolves with the server's data, rejects with its refusal. */
-  request(body: Body, onStream?: (ev: Stream) => void): Promise<unknown> {
-    const id = this.nextId++;
-    if (onStream) this.streams.set(id, onStream);
-    return new Promise((resolve, reject) => {
-      this.waiting.set(id, { resolve, reject });
-      this.conn.send({ t: 'req', id, ...body } as Request);
-    });
+  async request(body: Body, onStream?: (ev: Stream) => void): Promise<unknown> {
+    return (await this.session.request(body, onStream)).data;
   }
 
   /** Many requests with at most `window` unanswered at a time (pipelined, not one round trip each). */
   async pipelined(bodies: Iterable<Body>, window: number): Promise<void> {
+    const conn = this.session.conn;
     const inFlight = new Set<Promise<unknown>>();
     for (const body of bodies) {
       const p: Promise<unknown> = this.request(body).finally(() => inFlight.delete(p));
       inFlight.add(p);
       if (inFlight.size >= window) await Promise.race(inFlight);
-      if (this.conn.backlog > 1 << 20) await this.conn.drained();
+      if (conn.backlog > 1 << 20) await conn.drained();
     }
     await Promise.all(inFlight);
   }
 
   close(): void {
-    this.conn.close('bench done');
-  }
-
-  private onMessage(msg: Message): void {
-    switch (msg.t) {
-      case 'res': {
-        const w = this.waiting.get(msg.id);
-        this.waiting.delete(msg.id);
-        if (!w) return;
-        if (msg.ok) w.resolve(msg.data);
-        else w.reject(new Error(`${msg.code}: ${msg.message}`));
-        return;
-      }
-      case 'started':
-      case 'line':
-      case 'skipped':
-      case 'end':
-        this.streams.get(msg.id)?.(msg);
-        if (msg.t === 'end') this.streams.delete(msg.id);
-        return;
-      case 'error':
-        for (const w of this.waiting.values()) w.reject(new Error(`${msg.code}: ${msg.message}`));
-        this.waiting.clear();
-        return;
-      default:
-        return;
-    }
+    this.session.close();
   }
 }
 

@@ -5,8 +5,8 @@ import type { Connection } from '../protocol/connection.js';
 import { dial } from '../protocol/dial.js';
 import type { End, Line, Message, Request, Skipped, Started } from '../protocol/messages.js';
 
-type Stream = Started | Line | Skipped | End;
-type RequestBody = Request extends infer R ? (R extends { op: infer O } ? Omit<Extract<Request, { op: O }>, 't' | 'id'> : never) : never;
+export type Stream = Started | Line | Skipped | End;
+export type RequestBody = Request extends infer R ? (R extends { op: infer O } ? Omit<Extract<Request, { op: O }>, 't' | 'id'> : never) : never;
 
 export class ClientSession {
   private nextId = 1;
