@@ -27,7 +27,7 @@ const refuse = (code: string, message: string): never => {
   throw new BuilderError(code, message);
 };
 
-function timingFrom(req: { period?: Timing['period']; cron?: string; tz?: string }): Timing {
+function timingFrom(req: { period?: Timing['period'] | undefined; cron?: string | undefined; tz?: string | undefined }): Timing {
   const t: Timing = { period: req.period, cron: req.cron, tz: req.tz };
   checkTiming(t);
   return t;
@@ -106,8 +106,9 @@ export async function handleRequest(ctx: RequestContext, conn: Connection, req: 
       if (!/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/.test(req.next) || Number.isNaN(Date.parse(req.next))) {
         refuse('BAD_TIME', `invalid time "${req.next}": expected RFC 3339 in UTC, e.g. 2026-01-31T03:00:00Z`);
       }
+      // a new period or cron replaces the old timing; a new cron keeps the job's time zone
       const t = req.period !== undefined || req.cron !== undefined
-        ? timingFrom({ ...(req.period ? { period: req.period } : {}), ...(req.cron ? { cron: req.cron } : {}), ...(job.tz && req.cron ? { tz: job.tz } : {}) })
+        ? timingFrom({ period: req.period, cron: req.cron, tz: req.cron ? (job.tz ?? undefined) : undefined })
         : timingOf(job);
       const next = Date.parse(req.next);
       store.tx(() => store.setTiming(job.name, next, t.cron ? null : (t.period ?? 'daily'), t.cron ?? null, t.tz ?? null));
