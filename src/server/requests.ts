@@ -8,7 +8,7 @@ import type { ServerConfig } from './config.js';
 import type { Coordinator } from './coordinator.js';
 import type { Scheduler } from './scheduler.js';
 import { platformsFor, timingOf } from './scheduler.js';
-import type { JobRow, RunRow, Store } from './store.js';
+import type { JobRow, JobSummary, RunRow, Store } from './store.js';
 import { checkTiming, nextAfter, type Timing } from './timing.js';
 
 export interface RequestContext {
@@ -59,7 +59,7 @@ function newJob(ctx: RequestContext, base: Omit<JobRow, 'next_run' | 'created' |
   return { name: row.name, next: row.next_run === null ? null : new Date(row.next_run).toISOString(), queued };
 }
 
-const jobInfo = (j: JobRow) => ({
+const jobInfo = (j: JobSummary) => ({
   name: j.name, kind: j.kind, platform: j.platform, package: j.package, period: j.period, cron: j.cron, tz: j.tz,
   timeoutSec: j.timeout_sec, next: j.next_run === null ? null : new Date(j.next_run).toISOString(),
 });

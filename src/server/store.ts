@@ -19,6 +19,8 @@ export interface JobRow {
   created: number;
 }
 
+export type JobSummary = Omit<JobRow, 'script'>;
+
 export interface RunRow {
   uuid: string;
   job: string;
@@ -68,7 +70,10 @@ export function openStore(file: string) {
 
   const q = {
     job: db.prepare<[string], JobRow>('SELECT * FROM jobs WHERE name = ?'),
-    jobs: db.prepare<[], JobRow>('SELECT * FROM jobs ORDER BY name'),
+    // everything but the scripts, which can be large and are not shown in listings
+    jobs: db.prepare<[], JobSummary>(
+      'SELECT name, kind, platform, package, period, cron, tz, timeout_sec, next_run, created FROM jobs ORDER BY name',
+    ),
     insertJob: db.prepare(
       `INSERT INTO jobs (name, kind, platform, script, package, period, cron, tz, timeout_sec, next_run, created)
        VALUES (@name, @kind, @platform, @script, @package, @period, @cron, @tz, @timeout_sec, @next_run, @created)`,
