@@ -57,7 +57,8 @@ export class Uplink {
       try {
         await this.connectOnce();
         backoff = 100;
-        await new Promise<void>((resolve) => this.conn!.once('close', () => resolve()));
+        const conn = this.conn;
+        if (conn && !conn.closed) await new Promise<void>((resolve) => conn.once('close', () => resolve()));
       } catch (err) {
         this.o.log.warn('cannot reach the server', { error: errorMessage(err), retryInMs: backoff });
         if ((err as { code?: string }).code === 'AUTH' || (err as { code?: string }).code === 'VERSION') {
