@@ -14,6 +14,8 @@
 #   BUILDER_TEST_BTRFS=DIR        mount point (default /var/tmp/builder-btrfs)
 #   BUILDER_TEST_BTRFS_IMG=FILE   loop file (default /var/tmp/builder-btrfs.img)
 set -euo pipefail
+# shellcheck source=test/env/busybox-root.sh disable=SC1091
+. "$(dirname "${BASH_SOURCE[0]}")/busybox-root.sh"
 
 mnt=${BUILDER_TEST_BTRFS:-/var/tmp/builder-btrfs}
 img=${BUILDER_TEST_BTRFS_IMG:-/var/tmp/builder-btrfs.img}
@@ -67,23 +69,9 @@ if [ -e "$mnt/base" ]; then
 fi
 btrfs -q subvolume create "$mnt/base"
 r="$mnt/base"
-mkdir -p "$r/bin" "$r/etc" "$r/tmp" "$r/work" "$r/proc" "$r/root"
-# The root must be 755: with 700 an unprivileged user gets "Permission denied" for /bin/sh.
-chmod 755 "$r" "$r/bin" "$r/etc" "$r/proc"
-chmod 1777 "$r/tmp" "$r/work"
-chmod 700 "$r/root"
-cp /bin/busybox "$r/bin/busybox"
-chmod 755 "$r/bin/busybox"
-(cd "$r/bin" && for c in $(./busybox --list); do [ -e "$c" ] || ln -s busybox "$c"; done)
-cat >"$r/etc/passwd" <<'EOF'
-root:x:0:0:root:/root:/bin/sh
-nobody:x:65534:65534:nobody:/nonexistent:/bin/sh
-EOF
-cat >"$r/etc/group" <<'EOF'
-root:x:0:
-nogroup:x:65534:
-EOF
-chmod 644 "$r/etc/passwd" "$r/etc/group"
+make_busybox_root "$r"
+mkdir -p "$r/proc"
+chmod 755 "$r/proc"
 chown -R 0:0 "$r"
 
 # 3. The read-only snapshot jobs start from.

@@ -16,6 +16,8 @@
 #   BUILDER_DEBIAN_MIRROR=URL   use this mirror instead of the one found in apt's sources
 #   BUILDER_REBUILD_IMAGES=1    remove and rebuild both images
 set -euo pipefail
+# shellcheck source=test/env/busybox-root.sh disable=SC1091
+. "$(dirname "${BASH_SOURCE[0]}")/busybox-root.sh"
 
 BUSYBOX_IMAGE=builder-test-busybox
 DEBIAN_IMAGE=builder-test-debian:bookworm
@@ -86,25 +88,9 @@ else
   # busybox-static installs /bin/busybox (a dynamically linked busybox would not run in the
   # image; the smoke test below would catch that).
   bb=/bin/busybox
-  [ -x "$bb" ] || { echo "setup-docker: busybox not found (apt-get install busybox-static)" >&2; exit 1; }
   start=$(date +%s.%N)
   r="$workdir/busybox-root"
-  mkdir -p "$r/bin" "$r/etc" "$r/tmp" "$r/work" "$r/root"
-  chmod 755 "$r" "$r/bin" "$r/etc"   # mktemp -d is 700: an unprivileged user could not reach /bin/sh
-  chmod 1777 "$r/tmp" "$r/work"
-  chmod 700 "$r/root"
-  cp "$bb" "$r/bin/busybox"
-  chmod 755 "$r/bin/busybox"
-  (cd "$r/bin" && for c in $(./busybox --list); do [ -e "$c" ] || ln -s busybox "$c"; done)
-  cat >"$r/etc/passwd" <<'EOF'
-root:x:0:0:root:/root:/bin/sh
-nobody:x:65534:65534:nobody:/nonexistent:/bin/sh
-EOF
-  cat >"$r/etc/group" <<'EOF'
-root:x:0:
-nogroup:x:65534:
-EOF
-  chmod 644 "$r/etc/passwd" "$r/etc/group"
+  make_busybox_root "$r"
   tar --numeric-owner --owner=0 --group=0 -C "$r" -c . |
     docker import \
       --change 'ENV PATH=/bin' \
