@@ -46,5 +46,3 @@ export async function collectDir(dir: string): Promise<ArtifactSet> {
   await walk(root);
   return { files, refusals };
 }
-
-export { artifactPathProblem } from '../../common/names.js';

@@ -8,7 +8,7 @@ import { createWriteStream } from 'node:fs';
 import { copyFile, lstat, mkdir, realpath, symlink } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import type { Refusal } from '../../protocol/messages.js';
-import { artifactPathProblem } from './collect-dir.js';
+import { artifactPathProblem } from '../../common/names.js';
 
 const BLOCK = 512;
 
