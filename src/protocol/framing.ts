@@ -19,11 +19,9 @@ export function frameHeader(length: number): Buffer {
   return header;
 }
 
+/** A whole frame in one buffer (the connection writes header and payload separately). */
 export function encodeFrame(payload: Uint8Array): Buffer {
-  const out = Buffer.allocUnsafe(HEADER + payload.length);
-  out.writeUInt32BE(payload.length, 0);
-  out.set(payload, HEADER);
-  return out;
+  return Buffer.concat([frameHeader(payload.length), payload]);
 }
 
 /** Accumulates socket chunks and yields whole frame payloads. */
