@@ -89,9 +89,6 @@ export function artifactHeader(path: Bytes, size: number): Buffer {
   return Buffer.concat([header(TAG.SEQUENCE, pathEl.length + dataHead.length + size), pathEl, dataHead]);
 }
 
-/** Size of the whole artifact element, for Content-Length before any file is read. */
-export const artifactSize = (path: Bytes, size: number): number => artifactHeader(path, size).length + size;
-
 function encodeJob(job: ExecRecordInput['job']): Buffer {
   return tlv(TAG.SEQUENCE, tlv(TAG.UTF8String, toBytes(job.name)), tlv(TAG.UTF8String, toBytes(job.script)),
     tlv(TAG.SEQUENCE), tlv(TAG.UTF8String, toBytes(job.platform)));

@@ -40,7 +40,8 @@ async function main(argv: string[]): Promise<number> {
   }
   const command = commands.find((c) => c.name === name);
   if (!command) throw new UsageError(`unknown command "${name}" (see builder-client --help)`);
-  const rest = argv.filter((a, i) => i !== argv.indexOf(name));
+  const at = argv.indexOf(name);
+  const rest = [...argv.slice(0, at), ...argv.slice(at + 1)];
   const spec = command.flags;
   const args = parseArgs(rest, {
     values: [...(spec.values ?? []), 'remote', 'token-file'],

@@ -62,7 +62,6 @@ export type Request =
   | { t: 'req'; id: number; op: 'drain'; worker: string }
   | { t: 'req'; id: number; op: 'uploads'; failed?: boolean }
   | { t: 'req'; id: number; op: 'upload-retry'; uuid?: string; all?: boolean };
-export type Op = Request['op'];
 
 // ---- server -> client ----
 export type Response =
@@ -105,5 +104,3 @@ export type Message =
   | Hello | Challenge | Auth | Welcome | ErrorMsg | Ping
   | Request | Response | Started | Line | Skipped | End
   | Job | Output | ArtifactStart | Chunk | ArtifactEnd | Finished | Ack | Refused | Cancel | WorkerStatus | Drain;
-
-export type MessageOf<T extends Message['t']> = Extract<Message, { t: T }>;
