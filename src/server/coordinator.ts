@@ -246,15 +246,15 @@ export class Coordinator {
     if (run.incoming.stored.length + run.incoming.refusals.length < msg.artifacts) {
       refusals.push({ path: '*', reason: `worker announced ${msg.artifacts} artifacts, ${run.incoming.stored.length} arrived` });
     }
-    await this.complete(run, msg.result, msg.stats, refusals, false, w);
+    await this.complete(run, msg.result, msg.stats, refusals, { ackTo: w });
   }
 
   // ---- ending runs ----
 
   /** Stores a run's result (files first, then one transaction), then tells everyone. */
   private async complete(
-    run: LiveRun, result: RunResult, stats: Finished['stats'], refusals: Finished['refusals'], retryAtOnce = false,
-    ackTo?: WorkerSession,
+    run: LiveRun, result: RunResult, stats: Finished['stats'], refusals: Finished['refusals'],
+    { retryAtOnce = false, ackTo }: { retryAtOnce?: boolean; ackTo?: WorkerSession } = {},
   ): Promise<void> {
     if (run.finishing) return;
     run.finishing = true;
@@ -302,7 +302,7 @@ export class Coordinator {
       this.log.warn('worker did not come back within the lease; the job goes back to its queue', {
         run: run.uuid, job: run.job, worker: run.workerName,
       });
-      void this.complete(run, { kind: 'failed', message: `worker ${run.workerName} lost`, infra: true }, {}, [], true);
+      void this.complete(run, { kind: 'failed', message: `worker ${run.workerName} lost`, infra: true }, {}, [], { retryAtOnce: true });
     }, this.config.leaseMs);
     run.lease.unref();
   }
