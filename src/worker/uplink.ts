@@ -10,8 +10,8 @@ import type { Logger } from '../common/log.js';
 import type { Connection } from '../protocol/connection.js';
 import { dial } from '../protocol/dial.js';
 import type { Job, Message, Welcome } from '../protocol/messages.js';
-import { HeldRun, type Ending } from './held-run.js';
-import { runJob, type RunLimits } from './runner.js';
+import { KeptRun } from './kept-run.js';
+import { runJob, type RunLimits, type RunOutcome } from './runner.js';
 import { sendArtifacts } from './send-artifacts.js';
 import type { SandboxBackend } from './sandbox/types.js';
 
@@ -33,7 +33,7 @@ export interface UplinkOptions {
 const MAX_BACKOFF_MS = 5000;
 
 export class Uplink {
-  private readonly held = new Map<string, HeldRun>();
+  private readonly held = new Map<string, KeptRun>();
   private conn: Connection | undefined;
   private pending = new Map<string, Array<[number, Buffer]> & { first?: number }>();
   private flushScheduled = false;
@@ -129,7 +129,7 @@ export class Uplink {
       case 'cancel': {
         const h = this.held.get(msg.uuid);
         this.o.log.info('cancel', { run: msg.uuid, reason: msg.reason });
-        h?.cancel?.(msg.reason);
+        h?.stop.abort(msg.reason);
         return;
       }
       case 'ack': {
@@ -169,22 +169,30 @@ export class Uplink {
       this.draining = true;
       this.sendStatus();
     }
-    const h = new HeldRun(job.uuid, job.name);
+    const h = new KeptRun(job.uuid, job.name, Date.now());
     this.held.set(job.uuid, h);
     const log = this.o.log.child({ run: job.uuid, job: job.name });
     log.info('job started');
-    const run = async (): Promise<Ending> => {
+    const run = async (): Promise<RunOutcome> => {
       // free space is checked before every job, not only every 30 s: builds fill disks fast
       await this.checkDisk().catch((err) => log.warn('disk check failed', { error: errorMessage(err) }));
       if (this.diskShort) {
         const message = `worker ${this.o.name} is short of disk space (${Math.round(this.freePercent ?? 0)}% free)`;
-        return { result: { kind: 'failed', message, infra: true }, stats: {}, artifacts: [], refusals: [] };
+        return { result: { kind: 'failed', message, infra: true }, stats: {}, artifacts: [], refusals: [], teardown: undefined };
       }
-      return runJob(this.o.backend, job, h, this.o.limits, (seq, ms, data) => this.queueLine(h.uuid, seq, ms, data));
+      return runJob({
+        backend: this.o.backend, job, limits: this.o.limits, signal: h.stop.signal,
+        onLine: (data) => {
+          const [seq, ms] = h.addLine(Date.now() - h.started, data);
+          this.queueLine(h.uuid, seq, ms, data);
+        },
+      });
     };
-    void run()
-      .then(async (ending) => {
+    h.settled = run()
+      .then(async ({ teardown, ...ending }) => {
+        h.teardown = teardown;
         h.ending = ending;
+        if (!this.held.has(h.uuid)) return this.tearDown(h); // dropped while it ran
         this.flush();
         log.info('job ended', { result: JSON.stringify(ending.result), artifacts: ending.artifacts.length });
         await this.sendEnding(h);
@@ -216,7 +224,7 @@ export class Uplink {
     this.pending.clear();
   }
 
-  private async sendEnding(h: HeldRun): Promise<void> {
+  private async sendEnding(h: KeptRun): Promise<void> {
     const conn = this.conn;
     const ending = h.ending;
     if (!conn || !ending) return;
@@ -228,18 +236,27 @@ export class Uplink {
     });
   }
 
-  private async forget(h: HeldRun, reason: string | undefined): Promise<void> {
+  private async forget(h: KeptRun, reason: string | undefined): Promise<void> {
     if (!this.held.has(h.uuid)) return;
     this.held.delete(h.uuid);
     if (reason) this.o.log.warn('dropping run', { run: h.uuid, reason });
-    if (!h.ending) h.cancel?.(reason ?? 'forgotten');
-    try {
-      await h.sandbox?.destroy();
-    } catch (err) {
-      this.o.log.error('cannot destroy sandbox', { run: h.uuid, error: errorMessage(err) });
+    // a run still going is cancelled; its sandbox goes when the runner has returned
+    if (!h.ending) {
+      h.stop.abort(reason ?? 'forgotten');
+      await h.settled;
+    } else {
+      await this.tearDown(h);
     }
     this.sendStatus();
     this.checkDone();
+  }
+
+  private async tearDown(h: KeptRun): Promise<void> {
+    try {
+      await h.teardown?.();
+    } catch (err) {
+      this.o.log.error('cannot destroy sandbox', { run: h.uuid, error: errorMessage(err) });
+    }
   }
 
   private checkDone(): void {
