@@ -3,15 +3,15 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
-import type { Connection } from '../protocol/connection.js';
 import type { Refusal } from '../protocol/messages.js';
 import type { ArtifactFile } from './sandbox/types.js';
+import type { ServerPort } from './server-port.js';
 
 // big enough that per-frame costs vanish, small enough to interleave with other runs' output
 const CHUNK = 1024 * 1024;
 
 /** Sends every artifact; returns the ones that could not be read, or false when the connection went. */
-export async function sendArtifacts(conn: Connection, uuid: string, files: ArtifactFile[]): Promise<Refusal[] | false> {
+export async function sendArtifacts(conn: Pick<ServerPort, 'send' | 'closed' | 'drained'>, uuid: string, files: ArtifactFile[]): Promise<Refusal[] | false> {
   const refusals: Refusal[] = [];
   for (const file of files) {
     let size: number;

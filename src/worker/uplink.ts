@@ -4,21 +4,31 @@
 //   2. server -> job | cancel | drain | ack | refused;  worker -> output, artifacts, finished, status
 //   3. a run is forgotten, and its sandbox destroyed, only after the server's ack
 // When the server goes away, runs go on; their output is buffered (bounded) and the worker
-// reconnects with backoff and re-attaches them.
+// reconnects with backoff and re-attaches them. The server is reached through a ServerPort and
+// time through a Clock, so all of this is unit-tested in-process (test/unit/uplink.test.ts).
 import { errorMessage } from '../common/errors.js';
 import type { Logger } from '../common/log.js';
-import type { Connection } from '../protocol/connection.js';
-import { dial } from '../protocol/dial.js';
 import type { Job, Message, Welcome } from '../protocol/messages.js';
-import { HeldRun, type Ending } from './held-run.js';
-import { runJob, type RunLimits } from './runner.js';
+import { KeptRun } from './kept-run.js';
+import { runJob, type RunLimits, type RunOutcome } from './runner.js';
 import { sendArtifacts } from './send-artifacts.js';
 import type { SandboxBackend } from './sandbox/types.js';
+import { tcpDialer, type Dialer, type ServerPort } from './server-port.js';
 
-export interface UplinkOptions {
-  host: string;
-  port: number;
-  token: string;
+export interface Clock {
+  now(): number;
+  sleep(ms: number): Promise<void>;
+}
+
+export const systemClock: Clock = {
+  now: () => Date.now(),
+  sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+};
+
+/** the server by address (the real thing) or by a dialer (tests) */
+type ServerOptions = { host: string; port: number; token: string } | { dial: Dialer };
+
+export type UplinkOptions = ServerOptions & {
   name: string;
   platform: string;
   capacity: number;
@@ -28,13 +38,20 @@ export interface UplinkOptions {
   log: Logger;
   /** free-space check; true when the worker must take no job */
   diskShort?: () => Promise<{ short: boolean; freePercent: number }>;
-}
+  clock?: Clock;
+  /** in [0, 1): spreads reconnects of many workers after a server restart */
+  random?: () => number;
+};
 
+const MIN_BACKOFF_MS = 100;
 const MAX_BACKOFF_MS = 5000;
 
 export class Uplink {
-  private readonly held = new Map<string, HeldRun>();
-  private conn: Connection | undefined;
+  private readonly held = new Map<string, KeptRun>();
+  private conn: ServerPort | undefined;
+  private readonly dial: Dialer;
+  private readonly clock: Clock;
+  private readonly random: () => number;
   private pending = new Map<string, Array<[number, Buffer]> & { first?: number }>();
   private flushScheduled = false;
   private draining = false;
@@ -44,7 +61,11 @@ export class Uplink {
   private resolveDone: (() => void) | undefined;
   readonly done = new Promise<void>((resolve) => (this.resolveDone = resolve));
 
-  constructor(private readonly o: UplinkOptions) {}
+  constructor(private readonly o: UplinkOptions) {
+    this.dial = 'dial' in o ? o.dial : tcpDialer(o);
+    this.clock = o.clock ?? systemClock;
+    this.random = o.random ?? Math.random;
+  }
 
   get runs(): number {
     return this.held.size;
@@ -52,13 +73,12 @@ export class Uplink {
 
   /** Connects, and reconnects with backoff, until drained or stopped. */
   async start(): Promise<void> {
-    let backoff = 100;
+    let backoff = MIN_BACKOFF_MS;
     while (!this.stopped) {
       try {
-        await this.connectOnce();
-        backoff = 100;
-        const conn = this.conn;
-        if (conn && !conn.closed) await new Promise<void>((resolve) => conn.once('close', () => resolve()));
+        const closed = await this.connectOnce();
+        backoff = MIN_BACKOFF_MS;
+        await closed;
       } catch (err) {
         this.o.log.warn('cannot reach the server', { error: errorMessage(err), retryInMs: backoff });
         if ((err as { code?: string }).code === 'AUTH' || (err as { code?: string }).code === 'VERSION') {
@@ -67,7 +87,7 @@ export class Uplink {
         }
       }
       if (this.stopped) break;
-      await new Promise((r) => setTimeout(r, backoff * (0.75 + Math.random() / 2)));
+      await this.clock.sleep(backoff * (0.75 + this.random() / 2));
       backoff = Math.min(MAX_BACKOFF_MS, backoff * 2);
     }
   }
@@ -87,27 +107,26 @@ export class Uplink {
     this.resolveDone?.();
   }
 
-  private async connectOnce(): Promise<void> {
+  /** Says hello and re-attaches; resolves, once connected, to a promise of the close. */
+  private async connectOnce(): Promise<Promise<void>> {
     const running = [...this.held.values()].map((h) => ({ uuid: h.uuid, lastSeq: h.nextSeq - 1, finished: h.ending !== undefined }));
-    const { conn, welcome } = await dial({
-      host: this.o.host, port: this.o.port, role: 'worker', token: this.o.token,
-      worker: { name: this.o.name, platform: this.o.platform, capacity: this.o.capacity, running },
-    });
+    const { port: conn, welcome } = await this.dial({ name: this.o.name, platform: this.o.platform, capacity: this.o.capacity, running });
     this.conn = conn;
     this.pending.clear();
-    conn.on('message', (msg) => this.onMessage(msg));
-    conn.on('close', (reason) => {
-      if (this.conn === conn) this.conn = undefined;
-      if (!this.stopped) this.o.log.warn('connection to the server lost; runs go on', { reason, held: this.held.size });
-    });
     this.o.log.info('connected', { server: welcome.server, platform: this.o.platform, dropped: welcome.dropped || undefined });
     if (welcome.dropped) this.o.log.warn('this platform is dropped on the server; no jobs will come until it is undropped');
     this.onWelcome(conn, welcome);
     this.sendStatus();
-    conn.release();
+    return new Promise<void>((resolve) => {
+      conn.listen((msg) => this.onMessage(msg), (reason) => {
+        if (this.conn === conn) this.conn = undefined;
+        if (!this.stopped) this.o.log.warn('connection to the server lost; runs go on', { reason, held: this.held.size });
+        resolve();
+      });
+    });
   }
 
-  private onWelcome(conn: Connection, welcome: Welcome): void {
+  private onWelcome(conn: ServerPort, welcome: Welcome): void {
     const attached = new Set<string>();
     for (const { uuid, haveSeq } of welcome.attach ?? []) {
       const h = this.held.get(uuid);
@@ -129,7 +148,7 @@ export class Uplink {
       case 'cancel': {
         const h = this.held.get(msg.uuid);
         this.o.log.info('cancel', { run: msg.uuid, reason: msg.reason });
-        h?.cancel?.(msg.reason);
+        h?.stop.abort(msg.reason);
         return;
       }
       case 'ack': {
@@ -169,22 +188,30 @@ export class Uplink {
       this.draining = true;
       this.sendStatus();
     }
-    const h = new HeldRun(job.uuid, job.name);
+    const h = new KeptRun(job.uuid, job.name, this.clock.now());
     this.held.set(job.uuid, h);
     const log = this.o.log.child({ run: job.uuid, job: job.name });
     log.info('job started');
-    const run = async (): Promise<Ending> => {
+    const run = async (): Promise<RunOutcome> => {
       // free space is checked before every job, not only every 30 s: builds fill disks fast
       await this.checkDisk().catch((err) => log.warn('disk check failed', { error: errorMessage(err) }));
       if (this.diskShort) {
         const message = `worker ${this.o.name} is short of disk space (${Math.round(this.freePercent ?? 0)}% free)`;
-        return { result: { kind: 'failed', message, infra: true }, stats: {}, artifacts: [], refusals: [] };
+        return { result: { kind: 'failed', message, infra: true }, stats: {}, artifacts: [], refusals: [], teardown: undefined };
       }
-      return runJob(this.o.backend, job, h, this.o.limits, (seq, ms, data) => this.queueLine(h.uuid, seq, ms, data));
+      return runJob({
+        backend: this.o.backend, job, limits: this.o.limits, signal: h.stop.signal,
+        onLine: (data) => {
+          const [seq, ms] = h.addLine(this.clock.now() - h.started, data);
+          this.queueLine(h.uuid, seq, ms, data);
+        },
+      });
     };
-    void run()
-      .then(async (ending) => {
+    h.settled = run()
+      .then(async ({ teardown, ...ending }) => {
+        h.teardown = teardown;
         h.ending = ending;
+        if (!this.held.has(h.uuid)) return this.tearDown(h); // dropped while it ran
         this.flush();
         log.info('job ended', { result: JSON.stringify(ending.result), artifacts: ending.artifacts.length });
         await this.sendEnding(h);
@@ -216,7 +243,7 @@ export class Uplink {
     this.pending.clear();
   }
 
-  private async sendEnding(h: HeldRun): Promise<void> {
+  private async sendEnding(h: KeptRun): Promise<void> {
     const conn = this.conn;
     const ending = h.ending;
     if (!conn || !ending) return;
@@ -228,18 +255,27 @@ export class Uplink {
     });
   }
 
-  private async forget(h: HeldRun, reason: string | undefined): Promise<void> {
+  private async forget(h: KeptRun, reason: string | undefined): Promise<void> {
     if (!this.held.has(h.uuid)) return;
     this.held.delete(h.uuid);
     if (reason) this.o.log.warn('dropping run', { run: h.uuid, reason });
-    if (!h.ending) h.cancel?.(reason ?? 'forgotten');
-    try {
-      await h.sandbox?.destroy();
-    } catch (err) {
-      this.o.log.error('cannot destroy sandbox', { run: h.uuid, error: errorMessage(err) });
+    // a run still going is cancelled; its sandbox goes when the runner has returned
+    if (!h.ending) {
+      h.stop.abort(reason ?? 'forgotten');
+      await h.settled;
+    } else {
+      await this.tearDown(h);
     }
     this.sendStatus();
     this.checkDone();
+  }
+
+  private async tearDown(h: KeptRun): Promise<void> {
+    try {
+      await h.teardown?.();
+    } catch (err) {
+      this.o.log.error('cannot destroy sandbox', { run: h.uuid, error: errorMessage(err) });
+    }
   }
 
   private checkDone(): void {

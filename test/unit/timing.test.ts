@@ -23,6 +23,25 @@ test('cron in a time zone, across a daylight-saving change', () => {
   assert.is(iso(nextAfter({ cron: '0 3 * * 1', tz: 'Europe/Berlin' }, t('2026-11-23T12:00:00Z'))), '2026-11-30T02:00:00.000Z');
 });
 
+test('a local time that happens twice when clocks go back runs once, at its first occurrence', () => {
+  // New York, 1 November 2026: 01:15 EDT (05:15 UTC), then 01:15 EST (06:15 UTC)
+  const job = { cron: '15 1 * * *', tz: 'America/New_York' };
+  assert.is(iso(nextAfter(job, t('2026-11-01T00:00:00Z'))), '2026-11-01T05:15:00.000Z');
+  assert.is(iso(nextAfter(job, t('2026-11-01T05:15:00Z'))), '2026-11-02T06:15:00.000Z');
+  // Lord Howe goes back by half an hour on 5 April: 01:45 is at 14:45 and 15:15 UTC; the next
+  // day's 01:45 (+10:30) is at 15:15 UTC
+  const howe = { cron: '45 1 * * *', tz: 'Australia/Lord_Howe' };
+  assert.is(iso(nextAfter(howe, t('2026-04-04T14:00:00Z'))), '2026-04-04T14:45:00.000Z');
+  assert.is(iso(nextAfter(howe, t('2026-04-04T14:45:00Z'))), '2026-04-05T15:15:00.000Z');
+});
+
+test('a yearly cron expression is found quickly, in any time zone', () => {
+  const started = performance.now();
+  assert.is(iso(nextAfter({ cron: '0 0 1 1 *', tz: 'Asia/Kathmandu' }, t('2026-01-01T00:00:00Z'))), '2026-12-31T18:15:00.000Z');
+  assert.is(iso(nextAfter({ cron: '0 12 29 2 *' }, t('2026-03-01T00:00:00Z'))), '2028-02-29T12:00:00.000Z');
+  assert.ok(performance.now() - started < 500, 'no minute-by-minute walk through years');
+});
+
 test('bad timings are refused with the reason', () => {
   assert.throws(() => checkTiming({ cron: '61 * * * *' }), /invalid cron expression "61 \* \* \* \*"/);
   assert.throws(() => checkTiming({ cron: '0 3 * *' }), /invalid cron expression/);

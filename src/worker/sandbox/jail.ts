@@ -1,7 +1,7 @@
 // The FreeBSD isolation piece of zfs-jail: a persistent jail on a root directory, the script
 // run in it with jexec as an unprivileged user, and the jail's removal. The root's life cycle is
 // not done here (see zfs-clone.ts).
-import { runTool } from './run-tool.js';
+import { runTool, toolStderr } from './run-tool.js';
 import { spawnGroup } from './spawn-group.js';
 import type { RunHandle } from './types.js';
 
@@ -41,8 +41,7 @@ export async function removeJail(name: string): Promise<void> {
   try {
     await runTool('jail', ['-r', name]);
   } catch (err) {
-    const text = (err as { stderr?: string }).stderr ?? '';
-    if (!/not found/i.test(text)) throw err;
+    if (!/not found/i.test(toolStderr(err))) throw err;
   }
 }
 

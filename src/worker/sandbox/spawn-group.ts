@@ -1,5 +1,13 @@
 // Runs a command as the leader of a new process group with stdout and stderr merged into one
 // pipe, so that output keeps its order and one kill reaches every process the script started.
+//
+// This is node:child_process, not execa (which runs every other tool, see run-tool.ts), on
+// purpose: execa's `all` merges two pipes in this process, where a line written to stderr can
+// be read before an earlier stdout line, while one pipe shared by both descriptors in the child
+// keeps the kernel's order byte for byte, and execa has no option for that. The rest of what
+// execa adds does not apply to a job either: a non-zero exit is the build's result, not an
+// error; output is streamed as it comes, never buffered (maxBuffer would cut a long build); and
+// its kill and cancelSignal end the one child, where we must signal the whole group (-pgid).
 import { spawn } from 'node:child_process';
 import { constants } from 'node:os';
 import { sampleTree } from './proc-stats.js';

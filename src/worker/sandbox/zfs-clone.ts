@@ -1,6 +1,6 @@
 // The ZFS half of the zfs-jail backend: a clone of a configured snapshot per job, its mount
 // point, its removal, and the list of leftovers. Isolation is not done here (see jail.ts).
-import { runTool } from './run-tool.js';
+import { runTool, toolStderr } from './run-tool.js';
 import { InfraError } from './types.js';
 
 const sleep = (ms: number) => new Promise((res) => setTimeout(res, ms));
@@ -26,7 +26,7 @@ export async function destroyClone(dataset: string, attempts = 5, delayMs = 200)
       await runTool('zfs', ['destroy', '-rf', dataset]);
       return;
     } catch (err) {
-      const text = (err as { stderr?: string }).stderr ?? (err as Error).message;
+      const text = toolStderr(err) || (err as Error).message;
       if (/does not exist|dataset not found/i.test(text)) return;
       if (!/busy/i.test(text) || i >= attempts) throw err;
       await sleep(delayMs * i);

@@ -1,9 +1,9 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { HeldRun } from '../../src/worker/held-run.js';
+import { KeptRun } from '../../src/worker/kept-run.js';
 
-test('a held run keeps the newest lines within its bound and resends those after the server\'s last', () => {
-  const h = new HeldRun('u', 'j');
+test('a kept run keeps the newest lines within its bound and resends those after the server\'s last', () => {
+  const h = new KeptRun('u', 'j', 0);
   const line = Buffer.alloc(1000, 0x61);
   for (let i = 0; i < 40_000; i++) h.addLine(i, line); // ~41 MB offered, 16 MiB kept
   assert.is(h.nextSeq, 40_000);

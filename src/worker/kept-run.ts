@@ -1,30 +1,28 @@
-// A run this worker holds until the server has acknowledged its result: the console lines the
-// server may not have yet (bounded), the result, and the sandbox to destroy at the end.
-import type { RunResult, RunStats, Refusal } from '../protocol/messages.js';
-import type { ArtifactFile, Sandbox } from './sandbox/types.js';
+// A run this worker keeps until the server has acknowledged its result: the console lines the
+// server may not have yet (bounded), the result once the runner has it, and the sandbox's
+// teardown, done only after the ack (or when the run is dropped). Owned by the uplink; the
+// runner never sees it (it only takes an AbortSignal and returns what it made).
+import type { Ending } from './runner.js';
 
 const MAX_BUFFERED_BYTES = 16 * 1024 * 1024;
 
-export interface Ending {
-  result: RunResult;
-  stats: RunStats;
-  artifacts: ArtifactFile[];
-  refusals: Refusal[];
-}
-
-export class HeldRun {
+export class KeptRun {
   /** lines not known to be stored by the server: [seq, ms, data] */
   private buffer: Array<[number, number, Buffer]> = [];
   /** index of the oldest kept line: dropping from the front by shift() would be O(n) per line */
   private head = 0;
   private bufferedBytes = 0;
   nextSeq = 0;
+  /** the result, once the runner has returned */
   ending: Ending | undefined;
-  sandbox: Sandbox | undefined;
-  cancel: ((reason: string) => void) | undefined;
-  readonly started = Date.now();
+  /** removes the run's sandbox; set when the runner returns */
+  teardown: (() => Promise<void>) | undefined;
+  /** settles when the runner has returned and what follows is done (a dropped run torn down) */
+  settled: Promise<void> = Promise.resolve();
+  /** aborted to cancel the run (a cancel from the server, a dropped run, a hard stop) */
+  readonly stop = new AbortController();
 
-  constructor(readonly uuid: string, readonly name: string) {}
+  constructor(readonly uuid: string, readonly name: string, readonly started: number) {}
 
   addLine(ms: number, data: Buffer): [number, number, Buffer] {
     const entry: [number, number, Buffer] = [this.nextSeq++, ms, data];
