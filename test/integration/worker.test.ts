@@ -124,7 +124,7 @@ t('a job silent for --no-output-timeout is ended with that reason; output past t
 t('history shows the peak memory and CPU time of each job', withTimeout(30_000, async () => {
   const server = await h.server();
   h.worker(server, 'p');
-  await h.client(server, ['schedule', 'busy', 'p', h.script('b', 'i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done\necho $i\n')]);
+  await h.client(server, ['schedule', 'busy', 'p', h.script('b', 'i=0; while [ $i -lt 1000000 ]; do i=$((i+1)); done\necho $i\n')]);
   const [run] = await eventually(async () => {
     const r = await h.history<RunJson>(server);
     return r.length === 1 && r;
