@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { BuilderError } from '../../src/common/errors.js';
+import { need } from '../helpers/env.js';
 import {
   findTemplate,
   listTemplates,
@@ -95,6 +96,9 @@ test('values are not HTML-escaped and "$&" in a value stays literal', () => {
   put(shipped, 'debian-12', 'x={{job}} y=%%OPAM_PACKAGE%%\n');
   const r = renderTemplate({ ...vars(), job: 'a&b<c>', opamPackage: 'p$&q' }, { shippedDir: shipped });
   assert.is(r.script, 'x=a&b<c> y=p$&q\n');
+  // a literal {{ in shell (awk, ${{...}}) is written \{{, as the templates README says
+  put(shipped, 'debian-12', "awk '\\{{print}}' {{job}}\n");
+  assert.is(renderTemplate(vars(), { shippedDir: shipped }).script, "awk '{{print}}' hello-job\n");
 });
 
 test('a misspelt variable fails with the file name and line, also inside {{#if}}', () => {
@@ -191,6 +195,11 @@ test('the shipped templates exist for freebsd-14, debian-12, ubuntu-24.04 and re
     writeFileSync(file, r.script);
     execFileSync('sh', ['-n', file]); // throws on a syntax error
     assert.is(readFileSync(file, 'utf8'), r.script);
+    // the template itself is not shell (shellcheck would flag every {{), the rendered script is
+    if (need('shellcheck', spawnSync('shellcheck', ['--version']).status === 0, 'apt-get install shellcheck')) {
+      const check = spawnSync('shellcheck', ['-s', 'sh', file], { encoding: 'utf8' });
+      assert.is(check.status, 0, `shellcheck ${platform}:\n${check.stdout}${check.stderr}`);
+    }
   }
 });
 
