@@ -11,7 +11,7 @@ import type { ArtifactEnd, ArtifactStart, Chunk, Finished, HeldRun, Output, RunR
 import type { ServerConfig } from './config.js';
 import { IncomingArtifacts } from './incoming.js';
 import { Observer } from './observers.js';
-import { incomingDir, writeResult, type RunMeta } from './results.js';
+import { incomingDir, writeResult, type RunMeta } from '../results/index.js';
 import type { RunRow, Store } from './store.js';
 import { hasTemplate, renderOrbScript } from './templates.js';
 import { freeSlots, type WorkerSession } from './worker-session.js';

@@ -3,6 +3,7 @@
 import Database from 'better-sqlite3';
 import { BuilderError } from '../common/errors.js';
 import type { Period, Refusal, RunResult, RunStats } from '../protocol/messages.js';
+import type { ArtifactRow, ConsoleRow } from '../results/index.js';
 import { migrations } from './migrations.js';
 
 export interface JobRow {
@@ -39,8 +40,6 @@ export interface RunRow {
 }
 
 export interface QueueRow { platform: string; job: string; pos: number; attempt: number; not_before: number }
-export interface ArtifactRow { path: string; size: number; mode: number; sha256: string }
-export interface ConsoleRow { seq: number; ms: number; data: Buffer }
 
 export interface FinishedRun {
   uuid: string;

@@ -7,7 +7,7 @@ import { isUuid } from '../../common/names.js';
 import type { Request } from '../../protocol/messages.js';
 import type { ServerConfig } from '../config.js';
 import type { RunningServer } from '../server.js';
-import { isUploadable } from './exec-from-result.js';
+import { isUploadable } from '../../builder-web/exec-from-result.js';
 import { LIST_LIMIT, openOutbox } from './outbox.js';
 import { parseUploadUrl } from './sender.js';
 import { Uploader, uploadInfo } from './uploader.js';

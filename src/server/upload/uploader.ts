@@ -6,7 +6,7 @@ import { errorMessage } from '../../common/errors.js';
 import type { Logger } from '../../common/log.js';
 import type { RunResult } from '../../protocol/messages.js';
 import { backoffDelay } from './backoff.js';
-import { bodyFromResult, isUploadable } from './exec-from-result.js';
+import { bodyFromResult, isUploadable } from '../../builder-web/exec-from-result.js';
 import type { Outbox, UploadRow, UploadState } from './outbox.js';
 import { redact, sendUpload, type Outcome, type SendOptions, type UploadTarget } from './sender.js';
 
