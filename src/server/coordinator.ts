@@ -14,6 +14,8 @@ import { Observer } from './observers.js';
 import { incomingDir, writeResult, type RunMeta } from '../results/index.js';
 import type { RunRow, Store } from './store.js';
 import { hasTemplate, renderOrbScript } from './templates.js';
+import { isUploadable } from '../builder-web/exec-from-result.js';
+import { ServerEvents } from './events.js';
 import { freeSlots, type WorkerSession } from './worker-session.js';
 
 const DEADLINE_GRACE_MS = 10_000;
@@ -38,7 +40,11 @@ export interface LiveRun {
 
 interface Follower { conn: Connection; id: number; job: string; platforms: Set<string> }
 
-export type FinishedHook = (run: LiveRun, result: RunResult, dir: string) => void;
+export interface CoordinatorOptions {
+  events: ServerEvents;
+  /** whether finished builds go into the upload outbox (--upload) */
+  uploads: boolean;
+}
 
 const isInfra = (r: RunResult): boolean => r.kind === 'failed' && r.infra;
 
@@ -46,10 +52,15 @@ export class Coordinator {
   readonly live = new Map<string, LiveRun>();
   readonly workers = new Set<WorkerSession>();
   private followers = new Set<Follower>();
-  private hooks: FinishedHook[] = [];
   private retryTimer: NodeJS.Timeout | undefined;
+  private readonly events: ServerEvents;
 
-  constructor(private readonly store: Store, private readonly config: ServerConfig, private readonly log: Logger) {}
+  constructor(
+    private readonly store: Store, private readonly config: ServerConfig, private readonly log: Logger,
+    private readonly opts: CoordinatorOptions = { events: new ServerEvents(log), uploads: false },
+  ) {
+    this.events = opts.events;
+  }
 
   /** After a restart: every run the database says is running waits for its worker. */
   recover(): void {
@@ -60,10 +71,6 @@ export class Coordinator {
       this.armDeadline(run);
       this.log.info('run waits for its worker to re-attach', { run: run.uuid, job: run.job, worker: run.workerName });
     }
-  }
-
-  onFinished(hook: FinishedHook): void {
-    this.hooks.push(hook);
   }
 
   stop(): void {
@@ -106,6 +113,7 @@ export class Coordinator {
         this.log.warn('no orb-build template for this platform; templated jobs will not run here', { platform: w.platform, worker: w.name });
       }
     } else if (isNew) this.collectOrbJobs(w.platform);
+    this.events.emit('worker:joined', { name: w.name, platform: w.platform, capacity: w.capacity });
     return { attach, abandon, ready: Promise.all(resets).then(() => undefined) };
   }
 
@@ -121,6 +129,7 @@ export class Coordinator {
       this.startLease(run);
     }
     w.runs.clear();
+    this.events.emit('worker:left', { name: w.name, platform: w.platform, reason });
   }
 
   /** A new platform's queue collects the templated jobs that apply to it. */
@@ -188,6 +197,7 @@ export class Coordinator {
     this.armDeadline(run);
     w.conn.send({ t: 'job', uuid, name: jobName, platform: w.platform, script, timeoutMs: timeoutSec * 1000 });
     this.log.info('run started', { run: uuid, job: jobName, platform: w.platform, worker: w.name, attempt });
+    this.events.emit('run:started', { uuid, job: jobName, platform: w.platform, worker: w.name, attempt, started });
     for (const f of this.followers) {
       if (f.job !== jobName || !f.platforms.has(w.platform)) continue;
       this.followers.delete(f);
@@ -281,6 +291,8 @@ export class Coordinator {
         const backoff = retryAtOnce ? 0 : this.config.retryBackoffMs * 2 ** (run.attempt - 1);
         this.store.enqueueFront(run.platform, run.job, run.attempt + 1, finished + backoff);
       }
+      // in the same transaction, so no stored build can miss its upload
+      if (this.opts.uploads && dir !== null && isUploadable(result)) this.store.uploads.add(run.uuid, run.job, dir, finished);
     });
     this.live.delete(run.uuid);
     run.worker?.runs.delete(run.uuid);
@@ -291,7 +303,10 @@ export class Coordinator {
     // the ack goes before any new job, so the worker has a free slot when the job arrives
     ackTo?.conn.send({ t: 'ack', uuid: run.uuid });
     for (const obs of run.observers) obs.end(result);
-    if (dir) for (const hook of this.hooks) hook(run, result, dir);
+    this.events.emit('run:finished', {
+      uuid: run.uuid, job: run.job, platform: run.platform, worker: run.workerName, attempt: run.attempt,
+      result, finished, dir, retried: retry,
+    });
     this.dispatch(run.platform);
   }
 

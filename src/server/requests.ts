@@ -10,14 +10,16 @@ import type { Scheduler } from './scheduler.js';
 import { platformsFor, timingOf } from './scheduler.js';
 import type { JobRow, JobSummary, RunRow, Store } from './store.js';
 import { checkTiming, nextAfter, type Timing } from './timing.js';
+import { listUploads, retryUpload } from './upload/requests.js';
+import type { Uploader } from './upload/uploader.js';
 
 export interface RequestContext {
   store: Store;
   coordinator: Coordinator;
   scheduler: Scheduler;
   config: ServerConfig;
-  /** handlers added by other parts (uploads) */
-  extra: Map<string, (req: Request) => unknown>;
+  /** present when the server uploads to builder-web (--upload) */
+  uploader: Uploader | undefined;
 }
 
 const PACKAGE = /^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$/;
@@ -26,6 +28,8 @@ const MAX_TIMEOUT_SEC = 7 * 86_400;
 const refuse = (code: string, message: string): never => {
   throw new BuilderError(code, message);
 };
+
+const noUploads = (): never => refuse('NO_UPLOADS', 'uploads are not configured on this server (--upload URL)');
 
 function timingFrom(req: { period?: Timing['period'] | undefined; cron?: string | undefined; tz?: string | undefined }): Timing {
   const t: Timing = { period: req.period, cron: req.cron, tz: req.tz };
@@ -181,10 +185,9 @@ export async function handleRequest(ctx: RequestContext, conn: Connection, req: 
       return { worker: req.worker, running: matching.flatMap((w) => [...w.runs]) };
     }
     case 'uploads':
-    case 'upload-retry': {
-      const handler = ctx.extra.get(req.op) ?? refuse('NO_UPLOADS', 'uploads are not configured on this server (--upload URL)');
-      return handler(req);
-    }
+      return listUploads(store, ctx.uploader ?? noUploads(), req);
+    case 'upload-retry':
+      return retryUpload(store, ctx.uploader ?? noUploads(), req);
     default: {
       const never: never = req;
       return refuse('BAD_REQUEST', `unknown request ${JSON.stringify(never)}`);
