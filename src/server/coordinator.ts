@@ -12,7 +12,7 @@ import type { ServerConfig } from './config.js';
 import { IncomingArtifacts } from './incoming.js';
 import { Observer } from './observers.js';
 import { incomingDir, writeResult, type RunMeta } from '../results/index.js';
-import type { RunRow, Store } from './store.js';
+import type { RunRow, Store } from './store/index.js';
 import { hasTemplate, renderOrbScript } from './templates.js';
 import { isUploadable } from '../builder-web/exec-from-result.js';
 import { ServerEvents } from './events.js';

@@ -8,7 +8,7 @@ import type { ServerConfig } from './config.js';
 import type { Coordinator } from './coordinator.js';
 import type { Scheduler } from './scheduler.js';
 import { platformsFor, timingOf } from './scheduler.js';
-import type { JobRow, JobSummary, RunRow, Store } from './store.js';
+import type { JobRow, JobSummary, RunRow, Store } from './store/index.js';
 import { checkTiming, nextAfter, type Timing } from './timing.js';
 import { listUploads, retryUpload } from './upload/requests.js';
 import type { Uploader } from './upload/uploader.js';

@@ -13,7 +13,7 @@ import { Coordinator } from './coordinator.js';
 import { handshake } from './handshake.js';
 import type { RequestContext } from './requests.js';
 import { Scheduler } from './scheduler.js';
-import { openStore, type Store } from './store.js';
+import { openStore, type Store } from './store/index.js';
 import { serveWorker } from './worker-handler.js';
 import { ServerEvents } from './events.js';
 import { parseUploadUrl } from './upload/sender.js';

@@ -9,7 +9,7 @@ import { checkName } from '../common/names.js';
 import type { Connection } from '../protocol/connection.js';
 import type { Hello, Message } from '../protocol/messages.js';
 import type { Coordinator } from './coordinator.js';
-import type { Store } from './store.js';
+import type { Store } from './store/index.js';
 import type { WorkerSession } from './worker-session.js';
 
 // bytes of received but not yet handled messages: past this the socket is paused, so a fast

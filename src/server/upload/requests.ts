@@ -3,7 +3,7 @@ import { BuilderError } from '../../common/errors.js';
 import { isUuid } from '../../common/names.js';
 import type { Request } from '../../protocol/messages.js';
 import { isUploadable } from '../../builder-web/exec-from-result.js';
-import { UPLOAD_LIST_LIMIT, type Store } from '../store.js';
+import { UPLOAD_LIST_LIMIT, type Store } from '../store/index.js';
 import { uploadInfo, type Uploader } from './uploader.js';
 
 type UploadsRequest = Extract<Request, { op: 'uploads' }>;

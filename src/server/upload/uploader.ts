@@ -7,7 +7,7 @@ import type { Logger } from '../../common/log.js';
 import type { RunResult } from '../../protocol/messages.js';
 import { backoffDelay } from './backoff.js';
 import { bodyFromResult, isUploadable } from '../../builder-web/exec-from-result.js';
-import type { Store, UploadRow, UploadState } from '../store.js';
+import type { Store, UploadRow, UploadState } from '../store/index.js';
 import { redact, sendUpload, type Outcome, type SendOptions, type UploadTarget } from './sender.js';
 
 /** The outbox's rows, kept by the store. */
