@@ -6,6 +6,7 @@ import type { Connection } from '../protocol/connection.js';
 import type { Request } from '../protocol/messages.js';
 import type { ServerConfig } from './config.js';
 import type { Coordinator } from './coordinator.js';
+import { connectionPort } from './port.js';
 import type { Scheduler } from './scheduler.js';
 import { platformsFor, timingOf } from './scheduler.js';
 import type { JobRow, JobSummary, RunRow, Store } from './store/index.js';
@@ -77,7 +78,7 @@ export const runInfo = (r: RunRow) => ({
 
 export function workersInfo(ctx: RequestContext) {
   return [...ctx.coordinator.workers].map((w) => ({
-    name: w.name, platform: w.platform, address: w.conn.peer, capacity: w.capacity, running: [...w.runs],
+    name: w.name, platform: w.platform, address: w.peer, capacity: w.capacity, running: [...w.runs],
     draining: w.draining, diskShort: w.diskShort, freePercent: w.freePercent ?? null, sandbox: w.sandbox ?? null,
     since: new Date(w.since).toISOString(), dropped: ctx.store.isDropped(w.platform),
   }));
@@ -128,7 +129,7 @@ export async function handleRequest(ctx: RequestContext, conn: Connection, req: 
       }
       if (platforms.length === 0) refuse('NO_PLATFORM', `job ${job.name} has no platform to run on (dropped, or no template)`);
       store.tx(() => platforms.forEach((p) => store.enqueueFront(p, job.name)));
-      if (req.follow) coordinator.follow(conn, req.id, job.name, platforms);
+      if (req.follow) coordinator.follow(connectionPort(conn), req.id, job.name, platforms);
       // after the answer has gone, so the client hears "queued" before "started"
       setImmediate(() => platforms.forEach((p) => coordinator.dispatch(p)));
       return { name: job.name, queued: platforms };
@@ -145,14 +146,14 @@ export async function handleRequest(ctx: RequestContext, conn: Connection, req: 
       };
     case 'observe': {
       if (!isUuid(req.uuid)) refuse('BAD_UUID', `invalid uuid "${req.uuid}"`);
-      if (coordinator.observe(conn, req.id, req.uuid)) return { uuid: req.uuid, live: true };
+      if (coordinator.observe(connectionPort(conn), req.id, req.uuid)) return { uuid: req.uuid, live: true };
       const row = store.run(req.uuid) ?? refuse('NO_RUN', `no run with uuid ${req.uuid}`);
       return { uuid: req.uuid, live: false, run: runInfo(row) };
     }
     case 'observe-latest': {
       const run = coordinator.latest(req.platform, req.job)
         ?? refuse('NO_RUN', `no running job${req.job ? ` named ${req.job}` : ''}${req.platform ? ` on ${req.platform}` : ''}`);
-      coordinator.observe(conn, req.id, run.uuid);
+      coordinator.observe(connectionPort(conn), req.id, run.uuid);
       return { uuid: run.uuid, live: true };
     }
     case 'drop-platform': {
@@ -180,7 +181,7 @@ export async function handleRequest(ctx: RequestContext, conn: Connection, req: 
       if (matching.length === 0) refuse('NO_WORKER', `no connected worker named ${req.worker}`);
       for (const w of matching) {
         w.draining = true;
-        w.conn.send({ t: 'drain' });
+        w.port.send({ t: 'drain' });
       }
       return { worker: req.worker, running: matching.flatMap((w) => [...w.runs]) };
     }
