@@ -11,7 +11,8 @@ import { decodeExec, type BuildResult, type ExecRecord } from '../builder-web/fo
 import type { ExecBody } from '../builder-web/stream-encode.js';
 import { bytesToJson } from '../builder-web/json-form.js';
 import { describeResult } from '../protocol/describe.js';
-import { bodyFromResult, parseConsole, readMeta } from '../server/upload/exec-from-result.js';
+import { bodyFromResult } from '../builder-web/exec-from-result.js';
+import { parseConsole, readMeta } from '../results/index.js';
 
 export interface SourceArtifact {
   /** relative path as recorded (bytes: a `full` file may hold any) */

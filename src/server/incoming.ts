@@ -7,7 +7,7 @@ import { once } from 'node:events';
 import { dirname, join } from 'node:path';
 import { artifactPathProblem } from '../common/names.js';
 import type { Refusal } from '../protocol/messages.js';
-import type { ArtifactRow } from './store.js';
+import type { ArtifactRow } from '../results/index.js';
 
 const WRITE_AHEAD = 4 * 1024 * 1024;
 

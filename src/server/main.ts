@@ -91,8 +91,6 @@ async function main(): Promise<void> {
     console.error(`builder-server: ${errorMessage(err)}`);
     process.exit(1);
   }
-  const hooks = await import('./plugins.js');
-  await hooks.attachPlugins(server, config, log);
   let stopping = false;
   const stop = (signal: string): void => {
     if (stopping) return;

@@ -6,18 +6,21 @@ import type { Connection } from '../protocol/connection.js';
 import type { Request } from '../protocol/messages.js';
 import type { ServerConfig } from './config.js';
 import type { Coordinator } from './coordinator.js';
+import { connectionPort } from './port.js';
 import type { Scheduler } from './scheduler.js';
 import { platformsFor, timingOf } from './scheduler.js';
-import type { JobRow, JobSummary, RunRow, Store } from './store.js';
+import type { JobRow, JobSummary, RunRow, Store } from './store/index.js';
 import { checkTiming, nextAfter, type Timing } from './timing.js';
+import { listUploads, retryUpload } from './upload/requests.js';
+import type { Uploader } from './upload/uploader.js';
 
 export interface RequestContext {
   store: Store;
   coordinator: Coordinator;
   scheduler: Scheduler;
   config: ServerConfig;
-  /** handlers added by other parts (uploads) */
-  extra: Map<string, (req: Request) => unknown>;
+  /** present when the server uploads to builder-web (--upload) */
+  uploader: Uploader | undefined;
 }
 
 const PACKAGE = /^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$/;
@@ -26,6 +29,8 @@ const MAX_TIMEOUT_SEC = 7 * 86_400;
 const refuse = (code: string, message: string): never => {
   throw new BuilderError(code, message);
 };
+
+const noUploads = (): never => refuse('NO_UPLOADS', 'uploads are not configured on this server (--upload URL)');
 
 function timingFrom(req: { period?: Timing['period'] | undefined; cron?: string | undefined; tz?: string | undefined }): Timing {
   const t: Timing = { period: req.period, cron: req.cron, tz: req.tz };
@@ -73,7 +78,7 @@ export const runInfo = (r: RunRow) => ({
 
 export function workersInfo(ctx: RequestContext) {
   return [...ctx.coordinator.workers].map((w) => ({
-    name: w.name, platform: w.platform, address: w.conn.peer, capacity: w.capacity, running: [...w.runs],
+    name: w.name, platform: w.platform, address: w.peer, capacity: w.capacity, running: [...w.runs],
     draining: w.draining, diskShort: w.diskShort, freePercent: w.freePercent ?? null, sandbox: w.sandbox ?? null,
     since: new Date(w.since).toISOString(), dropped: ctx.store.isDropped(w.platform),
   }));
@@ -124,7 +129,7 @@ export async function handleRequest(ctx: RequestContext, conn: Connection, req: 
       }
       if (platforms.length === 0) refuse('NO_PLATFORM', `job ${job.name} has no platform to run on (dropped, or no template)`);
       store.tx(() => platforms.forEach((p) => store.enqueueFront(p, job.name)));
-      if (req.follow) coordinator.follow(conn, req.id, job.name, platforms);
+      if (req.follow) coordinator.follow(connectionPort(conn), req.id, job.name, platforms);
       // after the answer has gone, so the client hears "queued" before "started"
       setImmediate(() => platforms.forEach((p) => coordinator.dispatch(p)));
       return { name: job.name, queued: platforms };
@@ -141,14 +146,14 @@ export async function handleRequest(ctx: RequestContext, conn: Connection, req: 
       };
     case 'observe': {
       if (!isUuid(req.uuid)) refuse('BAD_UUID', `invalid uuid "${req.uuid}"`);
-      if (coordinator.observe(conn, req.id, req.uuid)) return { uuid: req.uuid, live: true };
+      if (coordinator.observe(connectionPort(conn), req.id, req.uuid)) return { uuid: req.uuid, live: true };
       const row = store.run(req.uuid) ?? refuse('NO_RUN', `no run with uuid ${req.uuid}`);
       return { uuid: req.uuid, live: false, run: runInfo(row) };
     }
     case 'observe-latest': {
       const run = coordinator.latest(req.platform, req.job)
         ?? refuse('NO_RUN', `no running job${req.job ? ` named ${req.job}` : ''}${req.platform ? ` on ${req.platform}` : ''}`);
-      coordinator.observe(conn, req.id, run.uuid);
+      coordinator.observe(connectionPort(conn), req.id, run.uuid);
       return { uuid: run.uuid, live: true };
     }
     case 'drop-platform': {
@@ -176,15 +181,14 @@ export async function handleRequest(ctx: RequestContext, conn: Connection, req: 
       if (matching.length === 0) refuse('NO_WORKER', `no connected worker named ${req.worker}`);
       for (const w of matching) {
         w.draining = true;
-        w.conn.send({ t: 'drain' });
+        w.port.send({ t: 'drain' });
       }
       return { worker: req.worker, running: matching.flatMap((w) => [...w.runs]) };
     }
     case 'uploads':
-    case 'upload-retry': {
-      const handler = ctx.extra.get(req.op) ?? refuse('NO_UPLOADS', 'uploads are not configured on this server (--upload URL)');
-      return handler(req);
-    }
+      return listUploads(store, ctx.uploader ?? noUploads(), req);
+    case 'upload-retry':
+      return retryUpload(store, ctx.uploader ?? noUploads(), req);
     default: {
       const never: never = req;
       return refuse('BAD_REQUEST', `unknown request ${JSON.stringify(never)}`);

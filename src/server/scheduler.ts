@@ -2,7 +2,7 @@
 // changed clock is noticed), queues what is due and advances each job past now: after downtime
 // a job runs once, not once per missed slot.
 import type { Logger } from '../common/log.js';
-import type { JobRow, Store } from './store.js';
+import type { JobRow, Store } from './store/index.js';
 import { advance } from './timing.js';
 import { hasTemplate } from './templates.js';
 

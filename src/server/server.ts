@@ -7,22 +7,27 @@ import { hostname } from 'node:os';
 import type { Logger } from '../common/log.js';
 import { serverToken } from '../common/token.js';
 import { Connection } from '../protocol/connection.js';
-import type { Request } from '../protocol/messages.js';
 import { serveClient } from './client-handler.js';
 import type { ServerConfig } from './config.js';
 import { Coordinator } from './coordinator.js';
 import { handshake } from './handshake.js';
 import type { RequestContext } from './requests.js';
 import { Scheduler } from './scheduler.js';
-import { openStore, type Store } from './store.js';
+import { openStore, type Store } from './store/index.js';
 import { serveWorker } from './worker-handler.js';
+import { ServerEvents } from './events.js';
+import { parseUploadUrl } from './upload/sender.js';
+import { Uploader } from './upload/uploader.js';
+
+/** Upload retries never wait longer than this, however long builder-web has been away. */
+const MAX_UPLOAD_DELAY_MS = 3_600_000;
 
 export interface RunningServer {
   address: { host: string; port: number };
   store: Store;
   coordinator: Coordinator;
-  /** for parts that add client requests (uploads) */
-  extra: Map<string, (req: Request) => unknown>;
+  events: ServerEvents;
+  uploader: Uploader | undefined;
   close(): Promise<void>;
 }
 
@@ -31,11 +36,18 @@ export async function startServer(config: ServerConfig, log: Logger): Promise<Ru
   const { token, file: tokenFile, created } = serverToken(config.stateDir, config.tokenFile);
   if (created) log.info('created a new token', { file: tokenFile });
   const store = openStore(join(config.stateDir, 'state.db'));
-  const coordinator = new Coordinator(store, config, log);
+  const events = new ServerEvents(log);
+  const uploader = config.upload === undefined ? undefined : new Uploader(store.uploads, {
+    target: parseUploadUrl(config.upload),
+    baseDelayMs: config.uploadBackoffMs,
+    maxDelayMs: Math.max(MAX_UPLOAD_DELAY_MS, config.uploadBackoffMs),
+  }, log);
+  // the coordinator writes the outbox row with the finished run; this only wakes the sender
+  if (uploader) events.on('run:finished', () => uploader.wake());
+  const coordinator = new Coordinator(store, config, log, { events, uploads: uploader !== undefined });
   coordinator.recover();
   const scheduler = new Scheduler(store, config.configDir, (platforms) => platforms.forEach((p) => coordinator.dispatch(p)), log);
-  const extra = new Map<string, (req: Request) => unknown>();
-  const ctx: RequestContext = { store, coordinator, scheduler, config, extra };
+  const ctx: RequestContext = { store, coordinator, scheduler, config, uploader };
   const serverName = `builder-server@${hostname()}`;
   const connections = new Set<Connection>();
 
@@ -64,14 +76,17 @@ export async function startServer(config: ServerConfig, log: Logger): Promise<Ru
   const addr = server.address();
   const port = typeof addr === 'object' && addr ? addr.port : config.port;
   scheduler.start();
+  uploader?.start();
   log.info('listening', { address: `${config.host}:${port}`, state: config.stateDir });
 
   return {
     address: { host: config.host, port },
     store,
     coordinator,
-    extra,
+    events,
+    uploader,
     async close() {
+      uploader?.stop();
       scheduler.stop();
       coordinator.stop();
       await new Promise<void>((resolve) => {

@@ -9,8 +9,9 @@ import { checkName } from '../common/names.js';
 import type { Connection } from '../protocol/connection.js';
 import type { Hello, Message } from '../protocol/messages.js';
 import type { Coordinator } from './coordinator.js';
-import type { Store } from './store.js';
+import type { Store } from './store/index.js';
 import type { WorkerSession } from './worker-session.js';
+import { connectionPort } from './port.js';
 
 // bytes of received but not yet handled messages: past this the socket is paused, so a fast
 // worker cannot make the server buffer an artifact in memory
@@ -26,7 +27,7 @@ export function serveWorker(conn: Connection, hello: Hello, coordinator: Coordin
     return;
   }
   const w: WorkerSession = {
-    conn, name: info.name, platform: info.platform, capacity: Math.max(1, info.capacity), runs: new Set(),
+    port: connectionPort(conn), peer: conn.peer, name: info.name, platform: info.platform, capacity: Math.max(1, info.capacity), runs: new Set(),
     draining: false, diskShort: false, freePercent: undefined, sandbox: undefined, since: Date.now(),
   };
   const wlog = log.child({ worker: w.name, platform: w.platform, peer: conn.peer });

@@ -1,8 +1,10 @@
 // What the server knows about one connected, authenticated worker.
-import type { Connection } from '../protocol/connection.js';
+import type { Port } from './port.js';
 
 export interface WorkerSession {
-  conn: Connection;
+  port: Port;
+  /** the worker's address, as shown by `workers` */
+  peer: string;
   name: string;
   platform: string;
   capacity: number;
@@ -15,4 +17,4 @@ export interface WorkerSession {
 }
 
 export const freeSlots = (w: WorkerSession): number =>
-  w.draining || w.diskShort || w.conn.closed ? 0 : w.capacity - w.runs.size;
+  w.draining || w.diskShort || w.port.closed ? 0 : w.capacity - w.runs.size;

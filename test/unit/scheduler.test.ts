@@ -1,7 +1,7 @@
 // The scheduler against a real SQLite store and an injected clock.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { openStore, type JobRow } from '../../src/server/store.js';
+import { openStore, type JobRow } from '../../src/server/store/index.js';
 import { queueDue } from '../../src/server/scheduler.js';
 
 const T0 = Date.parse('2026-01-01T00:00:00Z');

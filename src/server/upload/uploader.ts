@@ -6,9 +6,12 @@ import { errorMessage } from '../../common/errors.js';
 import type { Logger } from '../../common/log.js';
 import type { RunResult } from '../../protocol/messages.js';
 import { backoffDelay } from './backoff.js';
-import { bodyFromResult, isUploadable } from './exec-from-result.js';
-import type { Outbox, UploadRow, UploadState } from './outbox.js';
+import { bodyFromResult, isUploadable } from '../../builder-web/exec-from-result.js';
+import type { Store, UploadRow, UploadState } from '../store/index.js';
 import { redact, sendUpload, type Outcome, type SendOptions, type UploadTarget } from './sender.js';
+
+/** The outbox's rows, kept by the store. */
+export type Outbox = Store['uploads'];
 
 export interface UploaderOptions {
   target: UploadTarget;
@@ -54,13 +57,13 @@ export class Uploader {
     this.log = log.child({ part: 'upload' });
   }
 
-  /** Queues what the outbox missed (results stored just before a crash), then starts sending. */
+  /** The builder-web address, password hidden. */
+  get url(): string {
+    return this.opts.target.url;
+  }
+
+  /** Starts sending what the outbox holds (rows are added with the finished run, see Coordinator). */
   start(): void {
-    const since = this.outbox.enabledSince(this.now());
-    for (const run of this.outbox.missing(since)) {
-      const result = parseResult(run.result);
-      if (result && isUploadable(result)) this.enqueue(run.uuid, run.job, run.dir, result);
-    }
     const c = this.outbox.counts();
     this.log.info('uploads to builder-web', { url: this.opts.target.url, pending: c.pending, refused: c.refused, failed: c.failed });
     this.kick();
@@ -72,7 +75,15 @@ export class Uploader {
     this.abort.abort();
   }
 
-  /** A run's result is stored: queue it (infrastructure failures are retried runs, not builds). */
+  /** New rows may be due (a run finished): send them unless busy already. */
+  wake(): void {
+    this.kick();
+  }
+
+  /**
+   * Queues a stored result that has no row yet (one finished while uploads were off);
+   * infrastructure failures are retried runs, not builds, and are never queued.
+   */
   enqueue(uuid: string, job: string, dir: string, result: RunResult): void {
     if (!isUploadable(result)) return;
     if (this.outbox.add(uuid, job, dir, this.now())) this.log.debug('upload queued', { run: uuid, job });
@@ -161,14 +172,5 @@ export class Uploader {
         throw new Error(`unknown outcome ${JSON.stringify(never)}`);
       }
     }
-  }
-}
-
-function parseResult(json: string | null): RunResult | undefined {
-  if (json === null) return undefined;
-  try {
-    return JSON.parse(json) as RunResult;
-  } catch {
-    return undefined;
   }
 }

@@ -1,7 +1,7 @@
-// The durable outbox of uploads to builder-web (migration 2). A row is written in the same tick
-// as the result is recorded, and every state change is one statement, so a restart (even after
-// kill -9) finds every pending upload and carries on from its attempt count.
-import type { Store } from '../store.js';
+// The durable outbox of uploads to builder-web. A row is added in the transaction that stores
+// the finished run (see RunLedger), and every state change is one statement, so a restart (even
+// after kill -9) finds every pending upload and carries on from its attempt count.
+import type Database from 'better-sqlite3';
 
 export type UploadState = 'pending' | 'uploaded' | 'refused' | 'failed';
 
@@ -17,16 +17,10 @@ export interface UploadRow {
   updated: number;
 }
 
-/** A finished run the outbox does not know yet (see `missing`). */
-export interface MissingRun { uuid: string; job: string; result: string | null; dir: string }
-
 /** How many rows `list` returns at most: the client shows a table, not an archive. */
-export const LIST_LIMIT = 1000;
+export const UPLOAD_LIST_LIMIT = 1000;
 
-export type Outbox = ReturnType<typeof openOutbox>;
-
-export function openOutbox(store: Store) {
-  const db = store.db;
+export function uploadStatements(db: Database.Database) {
   const q = {
     add: db.prepare<[string, string, string, number, number, number]>(
       `INSERT OR IGNORE INTO uploads (uuid, job, dir, state, attempts, next_attempt, created, updated)
@@ -55,20 +49,7 @@ export function openOutbox(store: Store) {
        ORDER BY created DESC, rowid DESC LIMIT ?`,
     ),
     counts: db.prepare<[], { state: UploadState; n: number }>('SELECT state, COUNT(*) AS n FROM uploads GROUP BY state'),
-    missing: db.prepare<[number], MissingRun>(
-      `SELECT r.uuid, r.job, r.result, r.dir FROM runs r
-       WHERE r.state = 'finished' AND r.finished >= ? AND r.dir IS NOT NULL
-         AND NOT EXISTS (SELECT 1 FROM uploads u WHERE u.uuid = r.uuid)
-       ORDER BY r.finished`,
-    ),
-    finishedRun: db.prepare<[string], MissingRun>(
-      "SELECT uuid, job, result, dir FROM runs WHERE uuid = ? AND state = 'finished' AND dir IS NOT NULL",
-    ),
-    setting: db.prepare<[string], { value: string }>('SELECT value FROM upload_settings WHERE key = ?'),
-    setSetting: db.prepare<[string, string]>('INSERT OR REPLACE INTO upload_settings (key, value) VALUES (?, ?)'),
-    dropSetting: db.prepare<[string]>('DELETE FROM upload_settings WHERE key = ?'),
   };
-
   return {
     /** Queues a run for upload; false when it was queued before (its state is kept). */
     add: (uuid: string, job: string, dir: string, now: number): boolean => q.add.run(uuid, job, dir, now, now, now).changes > 0,
@@ -84,22 +65,11 @@ export function openOutbox(store: Store) {
     requeueAll: (now: number): number => q.requeueAll.run(now, now).changes,
     /** Every pending row waiting for a retry becomes due now (builder-web is back). */
     requeueWaiting: (now: number): number => q.requeueWaiting.run(now, now).changes,
-    list: (problemsOnly: boolean) => (problemsOnly ? q.listProblems : q.list).all(LIST_LIMIT),
+    list: (problemsOnly: boolean) => (problemsOnly ? q.listProblems : q.list).all(UPLOAD_LIST_LIMIT),
     counts: (): Record<UploadState, number> => {
       const c: Record<UploadState, number> = { pending: 0, uploaded: 0, refused: 0, failed: 0 };
       for (const row of q.counts.all()) c[row.state] = row.n;
       return c;
     },
-    /** Finished runs since `since` without an outbox row: the crash window between result and row. */
-    missing: (since: number) => q.missing.all(since),
-    finishedRun: (uuid: string) => q.finishedRun.get(uuid),
-    /** Since when uploads have been on (ms); set when first seen on, cleared when started without. */
-    enabledSince: (now: number): number => {
-      const row = q.setting.get('enabled_since');
-      if (row) return Number(row.value);
-      q.setSetting.run('enabled_since', String(now));
-      return now;
-    },
-    disable: () => void q.dropSetting.run('enabled_since'),
   };
 }

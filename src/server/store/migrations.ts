@@ -90,4 +90,9 @@ export const migrations: readonly string[] = [
   CREATE INDEX jobs_next_run ON jobs (next_run);
   CREATE INDEX queue_not_before ON queue (not_before);
   `,
+  // 4: the outbox row is now written in the transaction that stores the finished run, so there
+  // is no crash window to find again at start and no need to remember since when uploads are on
+  `
+  DROP TABLE upload_settings;
+  `,
 ];

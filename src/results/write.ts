@@ -1,26 +1,10 @@
-// The result store on disk: results/<job>/<uuid>/ holds console, script, run.json and
-// artifacts/<path>. Files are assembled under incoming/<uuid>/ and renamed into place, so a
-// result directory is either complete or absent.
+// Writes a result directory: everything is assembled under incoming/<uuid>/ and renamed into
+// place last (see index.ts for the contract).
 import { createWriteStream } from 'node:fs';
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { once } from 'node:events';
-import type { Refusal, RunResult, RunStats } from '../protocol/messages.js';
-import type { ArtifactRow, ConsoleRow } from './store.js';
-
-export interface RunMeta {
-  uuid: string;
-  job: string;
-  platform: string;
-  worker: string;
-  attempt: number;
-  started: string;
-  finished: string;
-  result: RunResult;
-  stats: RunStats;
-  refusals: Refusal[];
-  artifacts: ArtifactRow[];
-}
+import type { ConsoleRow, RunMeta } from './types.js';
 
 export const incomingDir = (stateDir: string, uuid: string): string => join(stateDir, 'incoming', uuid);
 export const resultDir = (stateDir: string, job: string, uuid: string): string => join(stateDir, 'results', job, uuid);
@@ -30,6 +14,10 @@ export function consoleFileLine(ms: number, data: Buffer): Buffer {
   return Buffer.concat([Buffer.from(`${ms} `), data, Buffer.from('\n')]);
 }
 
+/**
+ * Adds console, script and run.json to the run's incoming directory (whose artifacts/ the
+ * server filled as they arrived) and renames it to results/<job>/<uuid>; returns that path.
+ */
 export async function writeResult(
   stateDir: string,
   meta: RunMeta,

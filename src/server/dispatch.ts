@@ -1,0 +1,124 @@
+// Hands queued jobs to free workers: keeps the set of connected workers, starts runs (a new
+// uuid, the row stored, the job sent) and wakes when an entry held back by a retry back-off
+// becomes due. It dispatches again whenever a slot may have opened: a worker joins or reports
+// its status, a queue changes, or a run finishes (run:finished).
+import { randomUUID } from 'node:crypto';
+import type { Logger } from '../common/log.js';
+import { errorMessage } from '../common/errors.js';
+import type { HeldRun } from '../protocol/messages.js';
+import type { ServerClock, TimerHandle } from './clock.js';
+import type { ServerConfig } from './config.js';
+import type { ServerEvents } from './events.js';
+import type { Observing } from './observing.js';
+import type { RunLedger } from './run-ledger.js';
+import type { Store } from './store/index.js';
+import { hasTemplate, renderOrbScript } from './templates.js';
+import { freeSlots, type WorkerSession } from './worker-session.js';
+
+export interface DispatchParts {
+  store: Store;
+  config: ServerConfig;
+  log: Logger;
+  clock: ServerClock;
+  events: ServerEvents;
+  ledger: RunLedger;
+  observing: Observing;
+}
+
+export class Dispatcher {
+  readonly workers = new Set<WorkerSession>();
+  private retryTimer: TimerHandle | undefined;
+  private readonly store: Store;
+  private readonly config: ServerConfig;
+  private readonly log: Logger;
+  private readonly clock: ServerClock;
+
+  constructor(private readonly parts: DispatchParts) {
+    ({ store: this.store, config: this.config, log: this.log, clock: this.clock } = parts);
+    parts.events.on('run:finished', (run) => this.dispatch(run.platform));
+  }
+
+  stop(): void {
+    this.clock.clearTimeout(this.retryTimer);
+  }
+
+  /** A worker connected: it keeps the runs it may re-attach, and its platform becomes known. */
+  workerJoined(w: WorkerSession, held: HeldRun[]): ReturnType<RunLedger['adopt']> {
+    const adopted = this.parts.ledger.adopt(w, held);
+    this.workers.add(w);
+    const isNew = this.store.addPlatform(w.platform);
+    if (!hasTemplate(this.config.configDir, w.platform)) {
+      if (this.store.orbJobs().length > 0) {
+        this.log.warn('no orb-build template for this platform; templated jobs will not run here', { platform: w.platform, worker: w.name });
+      }
+    } else if (isNew) this.collectOrbJobs(w.platform);
+    this.parts.events.emit('worker:joined', { name: w.name, platform: w.platform, capacity: w.capacity });
+    return adopted;
+  }
+
+  workerLeft(w: WorkerSession, reason: string): void {
+    this.workers.delete(w);
+    this.parts.ledger.release(w, reason);
+    this.parts.events.emit('worker:left', { name: w.name, platform: w.platform, reason });
+  }
+
+  /** A new platform's queue collects the templated jobs that apply to it. */
+  private collectOrbJobs(platform: string): void {
+    this.store.tx(() => {
+      for (const job of this.store.orbJobs()) if (job.next_run !== null) this.store.enqueue(platform, job.name);
+    });
+  }
+
+  /** Gives queued jobs to free workers of the platform (or of every platform). */
+  dispatch(platform?: string): void {
+    const now = this.clock.now();
+    for (const w of this.workers) {
+      if (platform !== undefined && w.platform !== platform) continue;
+      while (freeSlots(w) > 0 && !this.store.isDropped(w.platform)) {
+        const entry = this.store.nextQueued(w.platform, now);
+        if (!entry) break;
+        this.startRun(w, entry.job, entry.attempt);
+      }
+    }
+    this.armRetryTimer(now);
+  }
+
+  /** Entries held back by a retry back-off need a wake-up when they become due. */
+  private armRetryTimer(now: number): void {
+    this.clock.clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+    const at = this.store.nextRetryAt(now);
+    if (at === null) return;
+    this.retryTimer = this.clock.setTimeout(() => this.dispatch(), at - now + 5);
+  }
+
+  private startRun(w: WorkerSession, jobName: string, attempt: number): void {
+    const job = this.store.job(jobName);
+    let script: string | undefined;
+    if (job?.kind === 'script') script = job.script ?? '';
+    else if (job?.kind === 'orb') {
+      try {
+        script = renderOrbScript(this.config.configDir, w.platform, job.package ?? '');
+      } catch (err) {
+        this.log.warn('cannot make the script of a templated job; dropped from the queue', {
+          job: jobName, platform: w.platform, error: errorMessage(err),
+        });
+      }
+    }
+    const uuid = randomUUID();
+    const started = this.clock.now();
+    const timeoutSec = job?.timeout_sec ?? this.config.timeoutSec;
+    this.store.tx(() => {
+      this.store.dequeue(w.platform, jobName);
+      if (script !== undefined) {
+        this.store.insertRun({ uuid, job: jobName, platform: w.platform, worker: w.name, script, attempt, timeout_sec: timeoutSec, started });
+      }
+    });
+    if (script === undefined) return;
+    this.parts.ledger.open(w, { uuid, job: jobName, script, attempt, timeoutSec, started });
+    w.port.send({ t: 'job', uuid, name: jobName, platform: w.platform, script, timeoutMs: timeoutSec * 1000 });
+    this.log.info('run started', { run: uuid, job: jobName, platform: w.platform, worker: w.name, attempt });
+    this.parts.events.emit('run:started', { uuid, job: jobName, platform: w.platform, worker: w.name, attempt, started });
+    this.parts.observing.started({ uuid, job: jobName, platform: w.platform });
+  }
+}

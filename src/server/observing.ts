@@ -1,0 +1,62 @@
+// Who watches which run: observers of a live run (observe, observe-latest) and followers
+// waiting for a job's next run to start (execute --follow). The run ledger feeds it lines and
+// ends; the dispatcher tells it when a run starts.
+import type { RunResult } from '../protocol/messages.js';
+import { Observer } from './observers.js';
+import type { ObserverPort } from './port.js';
+import type { Store } from './store/index.js';
+
+interface Follower { port: ObserverPort; id: number; job: string; platforms: Set<string> }
+
+export interface WatchedRun { uuid: string; job: string; platform: string }
+
+export class Observing {
+  private readonly watching = new Map<string, Set<Observer>>();
+  private readonly followers = new Set<Follower>();
+
+  constructor(private readonly store: Store) {}
+
+  /** Watches a live run: what it printed so far, then every new line, then its end. */
+  watch(port: ObserverPort, id: number, run: WatchedRun): void {
+    const obs = this.attach(port, id, run);
+    for (const line of this.store.lines(run.uuid)) obs.line(line.ms, line.data);
+  }
+
+  /** The next run of this job on one of these platforms will be watched from its start. */
+  follow(port: ObserverPort, id: number, job: string, platforms: string[]): void {
+    const f: Follower = { port, id, job, platforms: new Set(platforms) };
+    this.followers.add(f);
+    port.onClose(() => this.followers.delete(f));
+  }
+
+  /** A run started: its job's followers on its platform watch it from here. */
+  started(run: WatchedRun): void {
+    for (const f of this.followers) {
+      if (f.job !== run.job || !f.platforms.has(run.platform)) continue;
+      this.followers.delete(f);
+      if (f.port.closed) continue;
+      this.attach(f.port, f.id, run);
+    }
+  }
+
+  lines(uuid: string, lines: Array<[number, Buffer]>): void {
+    const set = this.watching.get(uuid);
+    if (set) for (const obs of set) for (const [ms, data] of lines) obs.line(ms, data);
+  }
+
+  ended(uuid: string, result: RunResult): void {
+    const set = this.watching.get(uuid);
+    this.watching.delete(uuid);
+    if (set) for (const obs of set) obs.end(result);
+  }
+
+  private attach(port: ObserverPort, id: number, run: WatchedRun): Observer {
+    const obs = new Observer(port, id, run.uuid);
+    obs.started(run.job, run.platform);
+    let set = this.watching.get(run.uuid);
+    if (!set) this.watching.set(run.uuid, (set = new Set()));
+    set.add(obs);
+    port.onClose(() => set.delete(obs));
+    return obs;
+  }
+}

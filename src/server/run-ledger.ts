@@ -1,0 +1,289 @@
+// The runs in flight and how each ends. A run is held by its worker under a lease: while the
+// worker is connected the lease is renewed by the connection's heartbeats; when it drops, the
+// run waits leaseMs for the worker to re-attach, then is recorded as an infrastructure failure
+// (and retried under a new uuid by the dispatcher), and the old uuid is dead for good. A run past
+// its timeout is ended here too, as a backstop for a worker that cannot end it itself.
+import type { Logger } from '../common/log.js';
+import { errorMessage } from '../common/errors.js';
+import { describeResult } from '../protocol/describe.js';
+import type { ArtifactEnd, ArtifactStart, Chunk, Finished, HeldRun, Output, RunResult } from '../protocol/messages.js';
+import { isUploadable } from '../builder-web/exec-from-result.js';
+import { incomingDir, writeResult, type RunMeta } from '../results/index.js';
+import type { ServerClock, TimerHandle } from './clock.js';
+import type { ServerConfig } from './config.js';
+import type { ServerEvents } from './events.js';
+import { IncomingArtifacts } from './incoming.js';
+import type { Observing } from './observing.js';
+import type { RunRow, Store } from './store/index.js';
+import type { WorkerSession } from './worker-session.js';
+
+const DEADLINE_GRACE_MS = 10_000;
+
+export interface LiveRun {
+  uuid: string;
+  job: string;
+  platform: string;
+  workerName: string;
+  script: string;
+  attempt: number;
+  timeoutSec: number;
+  started: number;
+  worker: WorkerSession | undefined;
+  nextSeq: number;
+  lease: TimerHandle | undefined;
+  deadline: TimerHandle | undefined;
+  incoming: IncomingArtifacts;
+  finishing: boolean;
+}
+
+export type NewRun = Pick<LiveRun, 'uuid' | 'job' | 'script' | 'attempt' | 'timeoutSec' | 'started'>;
+
+export interface LedgerParts {
+  store: Store;
+  config: ServerConfig;
+  log: Logger;
+  clock: ServerClock;
+  events: ServerEvents;
+  observing: Observing;
+  /** whether finished builds go into the upload outbox (--upload) */
+  uploads: boolean;
+}
+
+const isInfra = (r: RunResult): boolean => r.kind === 'failed' && r.infra;
+
+export class RunLedger {
+  readonly live = new Map<string, LiveRun>();
+  private readonly store: Store;
+  private readonly config: ServerConfig;
+  private readonly log: Logger;
+  private readonly clock: ServerClock;
+
+  constructor(private readonly parts: LedgerParts) {
+    ({ store: this.store, config: this.config, log: this.log, clock: this.clock } = parts);
+  }
+
+  /** After a restart: every run the database says is running waits for its worker. */
+  recover(): void {
+    for (const row of this.store.running()) {
+      const run = this.fromRow(row);
+      this.live.set(run.uuid, run);
+      this.startLease(run);
+      this.armDeadline(run);
+      this.log.info('run waits for its worker to re-attach', { run: run.uuid, job: run.job, worker: run.workerName });
+    }
+  }
+
+  stop(): void {
+    for (const run of this.live.values()) {
+      this.clock.clearTimeout(run.lease);
+      this.clock.clearTimeout(run.deadline);
+    }
+  }
+
+  /** A run the dispatcher just handed to w (its row is stored): held from now on. */
+  open(w: WorkerSession, r: NewRun): LiveRun {
+    const run: LiveRun = {
+      ...r, platform: w.platform, workerName: w.name, worker: w, nextSeq: 0, lease: undefined, deadline: undefined,
+      incoming: new IncomingArtifacts(incomingDir(this.config.stateDir, r.uuid)), finishing: false,
+    };
+    this.live.set(run.uuid, run);
+    w.runs.add(run.uuid);
+    this.armDeadline(run);
+    return run;
+  }
+
+  /** Decides which of a (re)joining worker's held runs it keeps; the rest it must abandon. */
+  adopt(w: WorkerSession, held: HeldRun[]): {
+    attach: Array<{ uuid: string; haveSeq: number }>; abandon: string[]; ready: Promise<void>;
+  } {
+    const attach: Array<{ uuid: string; haveSeq: number }> = [];
+    const abandon: string[] = [];
+    const resets: Array<Promise<void>> = [];
+    for (const h of held) {
+      const run = this.live.get(h.uuid);
+      if (!run || run.finishing || (run.worker && !run.worker.port.closed) || run.platform !== w.platform) {
+        abandon.push(h.uuid);
+        continue;
+      }
+      this.clock.clearTimeout(run.lease);
+      run.lease = undefined;
+      run.worker = w;
+      run.workerName = w.name;
+      w.runs.add(run.uuid);
+      attach.push({ uuid: run.uuid, haveSeq: run.nextSeq - 1 });
+      this.log.info('run re-attached', { run: run.uuid, job: run.job, worker: w.name });
+      // a finished run's artifacts are all sent again: what arrived before is thrown away first
+      if (h.finished) resets.push(run.incoming.reset());
+    }
+    return { attach, abandon, ready: Promise.all(resets).then(() => undefined) };
+  }
+
+  /** The worker is gone: each of its runs waits for it under a lease. */
+  release(w: WorkerSession, reason: string): void {
+    for (const uuid of w.runs) {
+      const run = this.live.get(uuid);
+      if (!run || run.worker !== w) continue;
+      run.worker = undefined;
+      this.log.warn('worker lost during run; waiting for it to re-attach', {
+        run: uuid, job: run.job, worker: w.name, reason, leaseMs: this.config.leaseMs,
+      });
+      this.startLease(run);
+    }
+    w.runs.clear();
+  }
+
+  /** The newest live run, of a platform and/or job when given. */
+  latest(platform?: string, job?: string): LiveRun | undefined {
+    let best: LiveRun | undefined;
+    for (const run of this.live.values()) {
+      if (run.finishing || (platform && run.platform !== platform) || (job && run.job !== job)) continue;
+      if (!best || run.started > best.started) best = run;
+    }
+    return best;
+  }
+
+  // ---- messages from the worker holding a run ----
+
+  /** The run this worker may speak for, or undefined (after telling it so). */
+  private owned(w: WorkerSession, uuid: string): LiveRun | undefined {
+    const run = this.live.get(uuid);
+    if (run && run.worker === w && !run.finishing) return run;
+    w.port.send({ t: 'refused', uuid, reason: 'this run is not held by you (finished, cancelled, or handed to another worker)' });
+    return undefined;
+  }
+
+  output(w: WorkerSession, msg: Output): void {
+    const run = this.owned(w, msg.uuid);
+    if (!run) return;
+    // lines the server already has (sent again after a re-attach) are skipped by sequence number
+    const skip = Math.max(0, run.nextSeq - msg.seq);
+    if (msg.seq > run.nextSeq) {
+      this.log.warn('console lines lost between worker and server', { run: run.uuid, from: run.nextSeq, to: msg.seq - 1 });
+    }
+    const fresh = msg.lines.slice(skip);
+    if (fresh.length === 0) return;
+    const seq = msg.seq + skip;
+    this.store.addLines(run.uuid, seq, fresh);
+    run.nextSeq = seq + fresh.length;
+    this.parts.observing.lines(run.uuid, fresh);
+  }
+
+  artifactStart(w: WorkerSession, msg: ArtifactStart): void {
+    this.owned(w, msg.uuid)?.incoming.begin(msg.path, msg.size, msg.mode);
+  }
+
+  artifactChunk(w: WorkerSession, msg: Chunk): Promise<void> | undefined {
+    return this.owned(w, msg.uuid)?.incoming.chunk(msg.data);
+  }
+
+  artifactEnd(w: WorkerSession, msg: ArtifactEnd): Promise<void> | undefined {
+    return this.owned(w, msg.uuid)?.incoming.end(msg.sha256);
+  }
+
+  async finished(w: WorkerSession, msg: Finished): Promise<void> {
+    const run = this.owned(w, msg.uuid);
+    if (!run) return;
+    if (msg.lastSeq >= run.nextSeq) {
+      this.log.warn('result arrived with console lines missing', { run: run.uuid, have: run.nextSeq - 1, sent: msg.lastSeq });
+    }
+    const refusals = [...msg.refusals, ...run.incoming.refusals];
+    if (run.incoming.stored.length + run.incoming.refusals.length < msg.artifacts) {
+      refusals.push({ path: '*', reason: `worker announced ${msg.artifacts} artifacts, ${run.incoming.stored.length} arrived` });
+    }
+    await this.complete(run, msg.result, msg.stats, refusals, { ackTo: w });
+  }
+
+  /** A user's cancel: the worker kills the run; a run without a worker ends here. */
+  async cancel(uuid: string): Promise<boolean> {
+    const run = this.live.get(uuid);
+    if (!run || run.finishing) return false;
+    if (run.worker) run.worker.port.send({ t: 'cancel', uuid, reason: 'cancelled by user' });
+    else await this.complete(run, { kind: 'cancelled', reason: 'cancelled by user' }, {}, []);
+    return true;
+  }
+
+  // ---- ending runs ----
+
+  /**
+   * Stores a run's result (files first, then one transaction holding the run's row, its retry
+   * and its upload), then tells everyone: the worker (ack), observers, and run:finished.
+   */
+  private async complete(
+    run: LiveRun, result: RunResult, stats: Finished['stats'], refusals: Finished['refusals'],
+    { retryAtOnce = false, ackTo }: { retryAtOnce?: boolean; ackTo?: WorkerSession } = {},
+  ): Promise<void> {
+    if (run.finishing) return;
+    run.finishing = true;
+    this.clock.clearTimeout(run.lease);
+    this.clock.clearTimeout(run.deadline);
+    const finished = this.clock.now();
+    const meta: RunMeta = {
+      uuid: run.uuid, job: run.job, platform: run.platform, worker: run.workerName, attempt: run.attempt,
+      started: new Date(run.started).toISOString(), finished: new Date(finished).toISOString(),
+      result, stats, refusals, artifacts: run.incoming.stored,
+    };
+    let dir: string | null = null;
+    try {
+      dir = await writeResult(this.config.stateDir, meta, run.script, this.store.lines(run.uuid));
+    } catch (err) {
+      // the database row still records the result; the files are what could not be written
+      this.log.error('cannot write result files', { run: run.uuid, job: run.job, error: errorMessage(err) });
+    }
+    const retry = isInfra(result) && run.attempt < this.config.maxAttempts;
+    this.store.tx(() => {
+      this.store.finishRun({ uuid: run.uuid, finished, result, stats, refusals, dir, artifacts: run.incoming.stored });
+      if (retry && !this.store.isDropped(run.platform) && this.store.job(run.job)) {
+        // a lost worker says nothing about the job: it goes straight back to the front
+        const backoff = retryAtOnce ? 0 : this.config.retryBackoffMs * 2 ** (run.attempt - 1);
+        this.store.enqueueFront(run.platform, run.job, run.attempt + 1, finished + backoff);
+      }
+      // in the same transaction, so no stored build can miss its upload
+      if (this.parts.uploads && dir !== null && isUploadable(result)) this.store.uploads.add(run.uuid, run.job, dir, finished);
+    });
+    this.live.delete(run.uuid);
+    run.worker?.runs.delete(run.uuid);
+    this.log.info('run finished', {
+      run: run.uuid, job: run.job, platform: run.platform, result: describeResult(result), artifacts: run.incoming.stored.length,
+      retry: retry || undefined,
+    });
+    // the ack goes before any new job (the dispatcher hears run:finished), so the worker has a
+    // free slot when the job arrives
+    ackTo?.port.send({ t: 'ack', uuid: run.uuid });
+    this.parts.observing.ended(run.uuid, result);
+    this.parts.events.emit('run:finished', {
+      uuid: run.uuid, job: run.job, platform: run.platform, worker: run.workerName, attempt: run.attempt,
+      result, finished, dir, retried: retry,
+    });
+  }
+
+  private startLease(run: LiveRun): void {
+    this.clock.clearTimeout(run.lease);
+    run.lease = this.clock.setTimeout(() => {
+      if (run.worker || run.finishing) return;
+      this.log.warn('worker did not come back within the lease; the job goes back to its queue', {
+        run: run.uuid, job: run.job, worker: run.workerName,
+      });
+      void this.complete(run, { kind: 'failed', message: `worker ${run.workerName} lost`, infra: true }, {}, [], { retryAtOnce: true });
+    }, this.config.leaseMs);
+  }
+
+  private armDeadline(run: LiveRun): void {
+    const at = run.started + run.timeoutSec * 1000 + DEADLINE_GRACE_MS;
+    run.deadline = this.clock.setTimeout(() => {
+      if (run.finishing) return;
+      // the worker enforces the timeout itself; this is the backstop for a worker that cannot
+      this.log.warn('run exceeded its timeout without a result', { run: run.uuid, job: run.job });
+      if (run.worker) run.worker.port.send({ t: 'cancel', uuid: run.uuid, reason: 'timeout' });
+      void this.complete(run, { kind: 'timeout', reason: 'timeout' }, {}, []);
+    }, Math.max(0, at - this.clock.now()));
+  }
+
+  private fromRow(row: RunRow): LiveRun {
+    return {
+      uuid: row.uuid, job: row.job, platform: row.platform, workerName: row.worker, script: row.script,
+      attempt: row.attempt, timeoutSec: row.timeout_sec, started: row.started, worker: undefined,
+      nextSeq: this.store.lastSeq(row.uuid) + 1, lease: undefined, deadline: undefined,
+      incoming: new IncomingArtifacts(incomingDir(this.config.stateDir, row.uuid)), finishing: false,
+    };
+  }
+}

@@ -1,0 +1,75 @@
+// All durable server state lives in one SQLite file (WAL). Every change is one transaction;
+// the files of this folder are the only place SQL is written, one statement per operation,
+// split by table group: jobs.ts (schedule and platforms), queue.ts, runs.ts (runs, console,
+// artifacts) and uploads.ts (the outbox to builder-web). openStore(':memory:') gives tests a
+// fresh store without a file.
+import Database from 'better-sqlite3';
+import { BuilderError } from '../../common/errors.js';
+import { jobStatements } from './jobs.js';
+import { migrations } from './migrations.js';
+import { queueStatements } from './queue.js';
+import { runStatements } from './runs.js';
+import { uploadStatements } from './uploads.js';
+
+export type { JobRow, JobSummary, PlatformRow } from './jobs.js';
+export type { QueueRow } from './queue.js';
+export type { FinishedRun, RunRow, StoredRun } from './runs.js';
+export { UPLOAD_LIST_LIMIT, type UploadRow, type UploadState } from './uploads.js';
+export type { ArtifactRow, ConsoleRow } from '../../results/index.js';
+
+export type Store = ReturnType<typeof openStore>;
+
+export function openStore(file: string) {
+  let db: Database.Database;
+  try {
+    db = new Database(file);
+  } catch (err) {
+    throw new BuilderError('STORE', `cannot open state database ${file}: ${(err as Error).message}`, { cause: err });
+  }
+  db.pragma('journal_mode = WAL');
+  // NORMAL in WAL mode: a killed process loses nothing committed; only a power cut may lose the
+  // last transactions, which costs far less than an fsync per console line.
+  db.pragma('synchronous = NORMAL');
+  db.pragma('busy_timeout = 5000');
+  migrate(db, file);
+
+  const jobs = jobStatements(db);
+  const queue = queueStatements(db);
+  const runs = runStatements(db);
+  return {
+    close: () => db.close(),
+    tx: <T>(fn: () => T): T => db.transaction(fn)(),
+    ...jobs,
+    ...queue,
+    ...runs,
+    uploads: uploadStatements(db),
+
+    /** the job and its queue entries on every platform */
+    deleteJob: (name: string) => {
+      jobs.removeJob(name);
+      queue.dequeueJob(name);
+    },
+    /** marks the platform dropped, empties its queue, deletes its script jobs; returns their names */
+    dropPlatform: (name: string): string[] => {
+      jobs.setDropped(name, true);
+      queue.clearQueue(name);
+      return jobs.removePlatformScriptJobs(name);
+    },
+  };
+}
+
+function migrate(db: Database.Database, file: string): void {
+  const version = db.pragma('user_version', { simple: true }) as number;
+  if (version > migrations.length) {
+    throw new BuilderError(
+      'STORE',
+      `state database ${file} has schema version ${version}, newer than this builder-server knows (${migrations.length})`,
+    );
+  }
+  for (let v = version; v < migrations.length; v++) {
+    db.transaction(() => {
+      db.exec(migrations[v]!);
+      db.pragma(`user_version = ${v + 1}`);
+    })();
+  }
+}

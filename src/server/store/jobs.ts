@@ -1,0 +1,78 @@
+// The schedule (jobs) and the platforms known to it.
+import type Database from 'better-sqlite3';
+import type { Period } from '../../protocol/messages.js';
+
+export interface JobRow {
+  name: string;
+  kind: 'script' | 'orb';
+  platform: string | null;
+  script: string | null;
+  package: string | null;
+  period: Period | null;
+  cron: string | null;
+  tz: string | null;
+  timeout_sec: number;
+  next_run: number | null;
+  created: number;
+}
+
+export type JobSummary = Omit<JobRow, 'script'>;
+
+export interface PlatformRow { name: string; dropped: number }
+
+export function jobStatements(db: Database.Database) {
+  const q = {
+    job: db.prepare<[string], JobRow>('SELECT * FROM jobs WHERE name = ?'),
+    // everything but the scripts, which can be large and are not shown in listings
+    jobs: db.prepare<[], JobSummary>(
+      'SELECT name, kind, platform, package, period, cron, tz, timeout_sec, next_run, created FROM jobs ORDER BY name',
+    ),
+    insertJob: db.prepare(
+      `INSERT INTO jobs (name, kind, platform, script, package, period, cron, tz, timeout_sec, next_run, created)
+       VALUES (@name, @kind, @platform, @script, @package, @period, @cron, @tz, @timeout_sec, @next_run, @created)`,
+    ),
+    removeJob: db.prepare<[string]>('DELETE FROM jobs WHERE name = ?'),
+    setNext: db.prepare<[number | null, string]>('UPDATE jobs SET next_run = ? WHERE name = ?'),
+    setTiming: db.prepare<[number | null, string | null, string | null, string | null, string]>(
+      'UPDATE jobs SET next_run = ?, period = ?, cron = ?, tz = ? WHERE name = ?',
+    ),
+    due: db.prepare<[number], JobRow>('SELECT * FROM jobs WHERE next_run IS NOT NULL AND next_run <= ? ORDER BY next_run'),
+    earliest: db.prepare<[], { t: number | null }>('SELECT MIN(next_run) AS t FROM jobs'),
+    orbJobs: db.prepare<[], JobRow>("SELECT * FROM jobs WHERE kind = 'orb'"),
+    platformScriptJobs: db.prepare<[string], { name: string }>("SELECT name FROM jobs WHERE kind = 'script' AND platform = ?"),
+    removePlatformScriptJobs: db.prepare<[string]>("DELETE FROM jobs WHERE kind = 'script' AND platform = ?"),
+    platform: db.prepare<[string], PlatformRow>('SELECT * FROM platforms WHERE name = ?'),
+    platforms: db.prepare<[], PlatformRow>('SELECT * FROM platforms ORDER BY name'),
+    addPlatform: db.prepare<[string]>('INSERT OR IGNORE INTO platforms (name) VALUES (?)'),
+    setDropped: db.prepare<[number, string]>('UPDATE platforms SET dropped = ? WHERE name = ?'),
+  };
+  return {
+    job: (name: string) => q.job.get(name),
+    jobs: () => q.jobs.all(),
+    insertJob: (row: JobRow) => void q.insertJob.run(row),
+    /** the job row only; Store.deleteJob also takes it out of its queues */
+    removeJob: (name: string) => void q.removeJob.run(name),
+    setNext: (name: string, next: number | null) => void q.setNext.run(next, name),
+    setTiming: (name: string, next: number | null, period: Period | null, cron: string | null, tz: string | null) =>
+      void q.setTiming.run(next, period, cron, tz, name),
+    due: (now: number) => q.due.all(now),
+    earliestNext: () => q.earliest.get()?.t ?? null,
+    orbJobs: () => q.orbJobs.all(),
+    /** deletes a platform's script jobs; returns their names */
+    removePlatformScriptJobs: (platform: string): string[] => {
+      const names = q.platformScriptJobs.all(platform).map((j) => j.name);
+      q.removePlatformScriptJobs.run(platform);
+      return names;
+    },
+
+    platform: (name: string) => q.platform.get(name),
+    platforms: () => q.platforms.all(),
+    /** true when the platform was new */
+    addPlatform: (name: string) => q.addPlatform.run(name).changes > 0,
+    isDropped: (name: string) => (q.platform.get(name)?.dropped ?? 0) === 1,
+    setDropped: (name: string, dropped: boolean) => {
+      q.addPlatform.run(name);
+      q.setDropped.run(dropped ? 1 : 0, name);
+    },
+  };
+}

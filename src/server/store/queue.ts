@@ -1,0 +1,46 @@
+// The per-platform queues: each job at most once per platform, ordered by pos (smaller first;
+// the front is below the smallest, the back above the largest), held back until not_before.
+import type Database from 'better-sqlite3';
+
+export interface QueueRow { platform: string; job: string; pos: number; attempt: number; not_before: number }
+
+export function queueStatements(db: Database.Database) {
+  const q = {
+    queued: db.prepare<[string, string], QueueRow>('SELECT * FROM queue WHERE platform = ? AND job = ?'),
+    queue: db.prepare<[string], QueueRow>('SELECT * FROM queue WHERE platform = ? ORDER BY pos'),
+    maxPos: db.prepare<[string], { p: number | null }>('SELECT MAX(pos) AS p FROM queue WHERE platform = ?'),
+    minPos: db.prepare<[string], { p: number | null }>('SELECT MIN(pos) AS p FROM queue WHERE platform = ?'),
+    enqueue: db.prepare<[string, string, number, number, number]>(
+      'INSERT OR IGNORE INTO queue (platform, job, pos, attempt, not_before) VALUES (?, ?, ?, ?, ?)',
+    ),
+    setPos: db.prepare<[number, string, string]>('UPDATE queue SET pos = ? WHERE platform = ? AND job = ?'),
+    dequeue: db.prepare<[string, string]>('DELETE FROM queue WHERE platform = ? AND job = ?'),
+    dequeueJob: db.prepare<[string]>('DELETE FROM queue WHERE job = ?'),
+    clearQueue: db.prepare<[string]>('DELETE FROM queue WHERE platform = ?'),
+    nextQueued: db.prepare<[string, number], QueueRow>(
+      'SELECT * FROM queue WHERE platform = ? AND not_before <= ? ORDER BY pos LIMIT 1',
+    ),
+    nextRetry: db.prepare<[number], { t: number | null }>('SELECT MIN(not_before) AS t FROM queue WHERE not_before > ?'),
+  };
+  const backPos = (platform: string): number => (q.maxPos.get(platform)?.p ?? 0) + 1;
+  const frontPos = (platform: string): number => (q.minPos.get(platform)?.p ?? 0) - 1;
+  return {
+    queue: (platform: string) => q.queue.all(platform),
+    /** adds at the back unless already queued; returns whether it was added */
+    enqueue: (platform: string, job: string, attempt = 1, notBefore = 0) =>
+      q.enqueue.run(platform, job, backPos(platform), attempt, notBefore).changes > 0,
+    /** moves to the front, adding it when absent */
+    enqueueFront: (platform: string, job: string, attempt = 1, notBefore = 0) => {
+      const pos = frontPos(platform);
+      if (q.queued.get(platform, job)) q.setPos.run(pos, platform, job);
+      else q.enqueue.run(platform, job, pos, attempt, notBefore);
+    },
+    nextQueued: (platform: string, now: number) => q.nextQueued.get(platform, now),
+    dequeue: (platform: string, job: string) => void q.dequeue.run(platform, job),
+    /** takes a job out of every platform's queue */
+    dequeueJob: (job: string) => void q.dequeueJob.run(job),
+    clearQueue: (platform: string) => void q.clearQueue.run(platform),
+    /** the earliest time a queue entry held back by a retry back-off becomes due */
+    nextRetryAt: (now: number) => q.nextRetry.get(now)?.t ?? null,
+  };
+}

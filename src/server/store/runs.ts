@@ -1,0 +1,95 @@
+// Runs, and while a run goes on its console lines; once it has finished, its artifacts.
+import type Database from 'better-sqlite3';
+import type { Refusal, RunResult, RunStats } from '../../protocol/messages.js';
+import type { ArtifactRow, ConsoleRow } from '../../results/index.js';
+
+export interface RunRow {
+  uuid: string;
+  job: string;
+  platform: string;
+  worker: string;
+  script: string;
+  attempt: number;
+  timeout_sec: number;
+  state: 'running' | 'finished';
+  started: number;
+  finished: number | null;
+  result: string | null;
+  stats: string | null;
+  refusals: string | null;
+  dir: string | null;
+}
+
+export interface FinishedRun {
+  uuid: string;
+  finished: number;
+  result: RunResult;
+  stats: RunStats;
+  refusals: Refusal[];
+  dir: string | null;
+  artifacts: ArtifactRow[];
+}
+
+/** A finished run with a stored result, as upload-retry needs it. */
+export interface StoredRun { uuid: string; job: string; result: string | null; dir: string }
+
+export function runStatements(db: Database.Database) {
+  const q = {
+    insertRun: db.prepare(
+      `INSERT INTO runs (uuid, job, platform, worker, script, attempt, timeout_sec, state, started)
+       VALUES (@uuid, @job, @platform, @worker, @script, @attempt, @timeout_sec, 'running', @started)`,
+    ),
+    run: db.prepare<[string], RunRow>('SELECT * FROM runs WHERE uuid = ?'),
+    running: db.prepare<[], RunRow>("SELECT * FROM runs WHERE state = 'running' ORDER BY started"),
+    finishRun: db.prepare(
+      `UPDATE runs SET state = 'finished', finished = @finished, result = @result, stats = @stats,
+       refusals = @refusals, dir = @dir WHERE uuid = @uuid AND state = 'running'`,
+    ),
+    history: db.prepare<[string | null, string | null, number], RunRow>(
+      `SELECT * FROM runs WHERE state = 'finished' AND (? IS NULL OR job = ?) ORDER BY finished DESC, rowid DESC LIMIT ?`,
+    ),
+    storedRun: db.prepare<[string], StoredRun>(
+      "SELECT uuid, job, result, dir FROM runs WHERE uuid = ? AND state = 'finished' AND dir IS NOT NULL",
+    ),
+    addLine: db.prepare<[string, number, number, Buffer]>('INSERT OR IGNORE INTO console (uuid, seq, ms, data) VALUES (?, ?, ?, ?)'),
+    lines: db.prepare<[string], ConsoleRow>('SELECT seq, ms, data FROM console WHERE uuid = ? ORDER BY seq'),
+    lastSeq: db.prepare<[string], { s: number | null }>('SELECT MAX(seq) AS s FROM console WHERE uuid = ?'),
+    dropLines: db.prepare<[string]>('DELETE FROM console WHERE uuid = ?'),
+    addArtifact: db.prepare<[string, string, number, number, string]>(
+      'INSERT OR REPLACE INTO artifacts (uuid, path, size, mode, sha256) VALUES (?, ?, ?, ?, ?)',
+    ),
+    artifacts: db.prepare<[string], ArtifactRow>('SELECT path, size, mode, sha256 FROM artifacts WHERE uuid = ? ORDER BY path'),
+  };
+  return {
+    insertRun: (row: Pick<RunRow, 'uuid' | 'job' | 'platform' | 'worker' | 'script' | 'attempt' | 'timeout_sec' | 'started'>) =>
+      void q.insertRun.run(row),
+    run: (uuid: string) => q.run.get(uuid),
+    running: () => q.running.all(),
+    /** false when the run was no longer running (finished twice is refused) */
+    finishRun: (f: FinishedRun): boolean => {
+      const changed = q.finishRun.run({
+        uuid: f.uuid,
+        finished: f.finished,
+        result: JSON.stringify(f.result),
+        stats: JSON.stringify(f.stats),
+        refusals: JSON.stringify(f.refusals),
+        dir: f.dir,
+      }).changes;
+      if (changed === 0) return false;
+      for (const a of f.artifacts) q.addArtifact.run(f.uuid, a.path, a.size, a.mode, a.sha256);
+      // the console now lives in the result's file
+      q.dropLines.run(f.uuid);
+      return true;
+    },
+    history: (job: string | undefined, limit: number) => q.history.all(job ?? null, job ?? null, limit),
+    /** a finished run whose result files were written */
+    storedRun: (uuid: string) => q.storedRun.get(uuid),
+    /** one transaction per batch: a chatty build must not cost a commit per line */
+    addLines: db.transaction((uuid: string, seq: number, lines: Array<[number, Buffer]>) => {
+      lines.forEach(([ms, data], i) => q.addLine.run(uuid, seq + i, ms, data));
+    }),
+    lines: (uuid: string) => q.lines.all(uuid),
+    lastSeq: (uuid: string) => q.lastSeq.get(uuid)?.s ?? -1,
+    artifacts: (uuid: string) => q.artifacts.all(uuid),
+  };
+}

@@ -1,0 +1,76 @@
+// Console lines and results, in-process: lines sent again after a re-attach are stored and
+// shown once; a result is acknowledged only once it is stored.
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import type { Message } from '../../src/protocol/messages.js';
+import { Rig, fakePort } from '../helpers/coordinator-rig.js';
+
+let rig: Rig;
+test.before.each(() => {
+  rig = new Rig();
+});
+test.after.each(() => rig.close());
+
+/** console lines, each printed at 10 ms per letter of the alphabet ('a' at 0, 'b' at 10, ...) */
+const lines = (...texts: string[]): Array<[number, Buffer]> => texts.map((t) => [(t.charCodeAt(0) - 97) * 10, Buffer.from(t)]);
+const shown = (sent: Message[]) => sent.flatMap((m) => (m.t === 'line' ? [m.data.toString()] : []));
+
+test('lines sent again after a re-attach are stored and shown once', async () => {
+  rig.schedule('a');
+  const { w } = rig.join('w1');
+  const [uuid] = rig.jobsSent(w);
+  const observer = fakePort();
+  assert.ok(rig.coordinator.observe(observer, 7, uuid!));
+  rig.coordinator.output(w, { t: 'output', uuid: uuid!, seq: 0, lines: lines('a', 'b') });
+  rig.drop(w);
+  const { w: back, welcome } = rig.join('w1', 'p', [{ uuid: uuid!, lastSeq: 1, finished: false }]);
+  assert.equal(welcome.attach, [{ uuid: uuid!, haveSeq: 1 }]);
+  // the worker's buffer overlaps what the server has: seq 1 again, then new lines
+  rig.coordinator.output(back, { t: 'output', uuid: uuid!, seq: 1, lines: lines('b', 'c', 'd') });
+  rig.coordinator.output(back, { t: 'output', uuid: uuid!, seq: 1, lines: lines('b', 'c') });
+  assert.equal(rig.store.lines(uuid!).map((l) => [l.seq, l.data.toString()]), [[0, 'a'], [1, 'b'], [2, 'c'], [3, 'd']]);
+  assert.equal(shown(observer.sent), ['a', 'b', 'c', 'd']);
+
+  // a late observer sees everything so far, then the end
+  const late = fakePort();
+  rig.coordinator.observe(late, 8, uuid!);
+  await rig.finish(back, uuid!, { kind: 'exited', code: 3 }, 3);
+  assert.equal(shown(late.sent), ['a', 'b', 'c', 'd']);
+  assert.equal(late.sent.at(-1), { t: 'end', id: 8, uuid: uuid!, result: { kind: 'exited', code: 3 } });
+
+  const dir = rig.store.run(uuid!)!.dir!;
+  assert.is(readFileSync(join(dir, 'console'), 'utf8'), '0 a\n10 b\n20 c\n30 d\n');
+  assert.ok(!existsSync(join(rig.dir, 'incoming', uuid!)), 'the incoming directory was renamed into place');
+});
+
+test('a result is stored before it is acknowledged, and a second result for the run is refused', async () => {
+  rig.schedule('a');
+  const { w } = rig.join('w1');
+  const [uuid] = rig.jobsSent(w);
+  let storedWhenAcked: string | undefined;
+  const send = w.port.send;
+  w.port.send = (m) => {
+    if (m.t === 'ack') storedWhenAcked = rig.store.run(m.uuid)?.state;
+    send(m);
+  };
+  await rig.finish(w, uuid!, { kind: 'exited', code: 0 });
+  assert.is(storedWhenAcked, 'finished');
+  await rig.finish(w, uuid!, { kind: 'exited', code: 1 });
+  assert.is(w.port.sent.at(-1)!.t, 'refused');
+  assert.equal(JSON.parse(rig.store.run(uuid!)!.result!), { kind: 'exited', code: 0 });
+});
+
+test('execute --follow: a follower watches the next run of its job from the start', () => {
+  rig.schedule('a');
+  const follower = fakePort();
+  rig.coordinator.follow(follower, 3, 'a', ['p']);
+  const { w } = rig.join('w1');
+  const [uuid] = rig.jobsSent(w);
+  assert.equal(follower.sent[0], { t: 'started', id: 3, uuid: uuid!, job: 'a', platform: 'p' });
+  rig.coordinator.output(w, { t: 'output', uuid: uuid!, seq: 0, lines: lines('hello') });
+  assert.equal(shown(follower.sent), ['hello']);
+});
+
+test.run();
