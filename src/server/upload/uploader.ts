@@ -5,9 +5,10 @@
 import { errorMessage } from '../../common/errors.js';
 import type { Logger } from '../../common/log.js';
 import type { RunResult } from '../../protocol/messages.js';
+import type { UploadInfo } from '../../protocol/replies.js';
 import { backoffDelay } from './backoff.js';
 import { bodyFromResult, isUploadable } from './exec-from-result.js';
-import type { Outbox, UploadRow, UploadState } from './outbox.js';
+import type { Outbox, UploadRow } from './outbox.js';
 import { redact, sendUpload, type Outcome, type SendOptions, type UploadTarget } from './sender.js';
 
 export interface UploaderOptions {
@@ -20,16 +21,7 @@ export interface UploaderOptions {
   random?: () => number;
 }
 
-export interface UploadInfo {
-  uuid: string;
-  job: string;
-  state: UploadState;
-  attempts: number;
-  lastError: string | null;
-  nextAttempt: string | null;
-  updated: string;
-  dir: string;
-}
+export type { UploadInfo };
 
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
 
