@@ -32,11 +32,13 @@ export class BuilderError extends Error {
   }
 }
 
-/** Bad command line: exit status 2. */
+/** Bad command line: exit status 2. `hint` replaces the default "try PROGRAM --help". */
 export class UsageError extends BuilderError {
-  constructor(message: string) {
+  readonly hint: string | undefined;
+  constructor(message: string, options?: { hint?: string }) {
     super('USAGE', message);
     this.name = 'UsageError';
+    this.hint = options?.hint;
   }
 }
 
