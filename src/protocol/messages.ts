@@ -3,7 +3,7 @@
 // (schema.ts), and its TypeScript type is inferred from that spec. Every decoded frame goes
 // through parseMessage (parse.ts), so nothing untyped from the network reaches the programs.
 import {
-  arrayOf, bool, bytes, int, literal, oneOf, opt, record, str, tagged, tuple, unknown, type Infer,
+  arrayOf, bool, bytes, int, literal, oneOf, opt, record, str, tagged, tuple, unknown, type Infer, type RecordOf,
 } from './schema.js';
 
 export const PROTOCOL_VERSION = 1;
@@ -59,7 +59,7 @@ const ping = record({ t: literal('ping') });
 // ---- client -> server requests (each one's reply type: replies.ts) ----
 const timing = { period: opt(period), cron: opt(str), tz: opt(str), timeoutSec: opt(int) } as const;
 const scheduleArgs = { name: str, platform: str, script: str, ...timing } as const;
-export type ScheduleArgs = Infer<ReturnType<typeof record<typeof scheduleArgs>>>;
+export type ScheduleArgs = RecordOf<typeof scheduleArgs>;
 const req = <const O extends string>(op: O) => ({ t: literal('req'), id: int, op: literal(op) });
 
 export const requests = {
