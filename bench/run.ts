@@ -1,15 +1,15 @@
-// `npm run bench`: prints ONE JSON object on stdout, {core, sandboxes, upload, machine}; progress
+// `npm run bench`: prints ONE JSON object on stdout, {core, sandboxes, upload, parse, machine}; progress
 // goes to stderr. A part that is missing or fails is reported as {error: message} and the others
 // still run.
 //   node dist/bench/run.js                      every part
 //   node dist/bench/run.js core sandboxes       some parts
 //   node dist/bench/run.js core:firstLine core:rss   some figures of core
-// core parts: firstLine, jobsPerSecond, schedule, rss.
+// core parts: firstLine, jobsPerSecond, schedule, rss. parse: frame decode+check per second.
 import { cpus, totalmem } from 'node:os';
 import { errorMessage } from '../src/common/errors.js';
 import { CORE_PARTS, benchCore, type CorePart } from './core.js';
 
-const PARTS = ['core', 'sandboxes', 'upload'] as const;
+const PARTS = ['core', 'sandboxes', 'upload', 'parse'] as const;
 type Part = (typeof PARTS)[number];
 
 const USAGE = `usage: node dist/bench/run.js [PART...]
@@ -78,6 +78,10 @@ async function main(): Promise<void> {
   if (parts.has('upload')) {
     progress('upload');
     out.upload = await optional('./upload.js', 'benchUpload');
+  }
+  if (parts.has('parse')) {
+    progress('parse');
+    out.parse = await optional('./parse.js', 'benchParse');
   }
   const cpu = cpus();
   out.machine = {

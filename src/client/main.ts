@@ -2,8 +2,9 @@
 // builder-client: schedules, changes and watches jobs on a builder-server.
 // Exit status: 0 success, 1 the server refused (or the followed job failed), 2 usage errors.
 import { parseArgs } from '../common/args.js';
-import { BuilderError, UsageError, errorMessage } from '../common/errors.js';
+import { UsageError } from '../common/errors.js';
 import { DEFAULT_HOST, DEFAULT_PORT, parseRemote } from '../common/paths.js';
+import { runMain } from '../common/run-main.js';
 import { peerToken } from '../common/token.js';
 import type { ClientContext, Command } from './command.js';
 import { execute, observe, observeLatest, cancel } from './commands/runs.js';
@@ -36,10 +37,20 @@ async function main(argv: string[]): Promise<number> {
       console.log(mainUsage());
       return 0;
     }
-    throw new UsageError(`missing command\n${mainUsage()}`);
+    throw new UsageError('missing command');
   }
   const command = commands.find((c) => c.name === name);
-  if (!command) throw new UsageError(`unknown command "${name}" (see builder-client --help)`);
+  if (!command) throw new UsageError(`unknown command "${name}"`);
+  try {
+    return await runCommand(command, argv, name);
+  } catch (err) {
+    // a usage error of a command points to that command's help
+    if (err instanceof UsageError && err.hint === undefined) throw new UsageError(err.message, { hint: `try builder-client ${name} --help` });
+    throw err;
+  }
+}
+
+async function runCommand(command: Command, argv: string[], name: string): Promise<number> {
   const at = argv.indexOf(name);
   const rest = [...argv.slice(0, at), ...argv.slice(at + 1)];
   const spec = command.flags;
@@ -53,7 +64,7 @@ async function main(argv: string[]): Promise<number> {
   }
   const [min, max] = command.positionals;
   if (args.positionals.length < min || args.positionals.length > max) {
-    throw new UsageError(`${command.name}: wrong number of arguments\nusage: ${command.usage.split('\n')[0]}`);
+    throw new UsageError(`${command.name}: wrong number of arguments`, { hint: `usage: ${command.usage.split('\n')[0]}` });
   }
   const remote = parseRemote(args.values.remote ?? process.env.BUILDER_REMOTE ?? `${DEFAULT_HOST}:${DEFAULT_PORT}`);
   let session: ClientSession | undefined;
@@ -73,19 +84,4 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-main(process.argv.slice(2)).then(
-  (code) => {
-    process.exitCode = code;
-    // stdout may still be flushing to a pipe; exit once it has
-    process.stdout.write('', () => process.exit(code));
-  },
-  (err) => {
-    if (err instanceof UsageError) {
-      console.error(`builder-client: ${err.message}`);
-      process.exit(2);
-    }
-    console.error(`builder-client: ${err instanceof BuilderError ? err.message : errorMessage(err)}`);
-    if (!(err instanceof BuilderError)) console.error(err);
-    process.exit(1);
-  },
-);
+runMain('builder-client', () => main(process.argv.slice(2)));

@@ -1,12 +1,14 @@
 // A client's connection: requests with ids, answers matched to them, and the streamed events
 // (started, line, skipped, end) of observed runs delivered to the request that asked.
-import { BuilderError } from '../common/errors.js';
+import { BuilderError, errorCodeFromWire } from '../common/errors.js';
 import type { Connection } from '../protocol/connection.js';
 import { dial } from '../protocol/dial.js';
 import type { End, Line, Message, Request, Skipped, Started } from '../protocol/messages.js';
+import type { Op, Replies } from '../protocol/replies.js';
 
 export type Stream = Started | Line | Skipped | End;
-export type RequestBody = Request extends infer R ? (R extends { op: infer O } ? Omit<Extract<Request, { op: O }>, 't' | 'id'> : never) : never;
+/** A request without its envelope (t, id); RequestBody<'info'> is one op's, RequestBody any op's. */
+export type RequestBody<O extends Op = Op> = O extends Op ? Omit<Extract<Request, { op: O }>, 't' | 'id'> : never;
 
 export class ClientSession {
   private nextId = 1;
@@ -28,12 +30,16 @@ export class ClientSession {
     return session;
   }
 
-  /** Sends a request; resolves with the server's data, rejects with its refusal. */
-  request(body: RequestBody, onStream?: (ev: Stream) => void): Promise<{ id: number; data: unknown }> {
+  /**
+   * Sends a request; resolves with the server's reply, typed by the op (replies.ts), or rejects
+   * with its refusal. The reply is not checked field by field: the server builds it with the same
+   * Replies types, so this one cast is where that contract is taken on trust.
+   */
+  request<B extends RequestBody>(body: B, onStream?: (ev: Stream) => void): Promise<{ id: number; data: Replies[B['op']] }> {
     const id = this.nextId++;
     if (onStream) this.streams.set(id, onStream);
     return new Promise((resolve, reject) => {
-      this.waiting.set(id, { resolve: (data) => resolve({ id, data }), reject });
+      this.waiting.set(id, { resolve: (data) => resolve({ id, data: data as Replies[B['op']] }), reject });
       this.conn.send({ t: 'req', id, ...body } as Request);
     });
   }
@@ -49,7 +55,7 @@ export class ClientSession {
         this.waiting.delete(msg.id);
         if (!w) return;
         if (msg.ok) w.resolve(msg.data);
-        else w.reject(new BuilderError(msg.code, msg.message));
+        else w.reject(new BuilderError(errorCodeFromWire(msg.code), msg.message));
         return;
       }
       case 'started':
@@ -61,7 +67,7 @@ export class ClientSession {
         return;
       }
       case 'error':
-        for (const w of this.waiting.values()) w.reject(new BuilderError(msg.code, msg.message));
+        for (const w of this.waiting.values()) w.reject(new BuilderError(errorCodeFromWire(msg.code), msg.message));
         this.waiting.clear();
         return;
       default:

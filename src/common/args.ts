@@ -1,5 +1,8 @@
-// A small command-line parser: positionals, `--flag value`, `--flag=value` and boolean flags.
-// Unknown flags are usage errors that name the flag, so typos never pass silently.
+// Command lines, through Node's util.parseArgs: positionals, `--flag value`, `--flag=value` and
+// boolean flags. Unknown flags are usage errors that name the flag, so typos never pass silently.
+// parseArgs words its errors for programmers (and differently between Node versions); they are
+// reworded here into one short line that names the flag, keyed on the stable error codes.
+import { parseArgs as nodeParseArgs } from 'node:util';
 import { UsageError } from './errors.js';
 
 export interface FlagSpec {
@@ -7,49 +10,50 @@ export interface FlagSpec {
   values?: readonly string[];
   /** flags that take no value */
   booleans?: readonly string[];
-  /** flags that may be given several times (values collected in order) */
-  repeatable?: readonly string[];
 }
 
 export interface ParsedArgs {
   positionals: string[];
   values: Record<string, string>;
-  lists: Record<string, string[]>;
   booleans: Set<string>;
 }
 
 export function parseArgs(argv: readonly string[], spec: FlagSpec): ParsedArgs {
-  const values: Record<string, string> = {};
-  const lists: Record<string, string[]> = {};
-  const booleans = new Set<string>();
-  const positionals: string[] = [];
-  const takes = new Set([...(spec.values ?? []), ...(spec.repeatable ?? [])]);
-  const bools = new Set(spec.booleans ?? []);
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!;
-    if (arg === '--') {
-      positionals.push(...argv.slice(i + 1));
-      break;
-    }
-    if (!arg.startsWith('--') || arg === '-') {
-      positionals.push(arg);
-      continue;
-    }
-    const eq = arg.indexOf('=');
-    const name = arg.slice(2, eq < 0 ? undefined : eq);
-    if (bools.has(name)) {
-      if (eq >= 0) throw new UsageError(`--${name} takes no value`);
-      booleans.add(name);
-    } else if (takes.has(name)) {
-      const value = eq >= 0 ? arg.slice(eq + 1) : argv[++i];
-      if (value === undefined) throw new UsageError(`--${name} needs a value`);
-      if (spec.repeatable?.includes(name)) (lists[name] ??= []).push(value);
-      else values[name] = value;
-    } else {
-      throw new UsageError(`unknown option --${name}`);
-    }
+  const options: Record<string, { type: 'string' | 'boolean' }> = {};
+  for (const name of spec.values ?? []) options[name] = { type: 'string' };
+  for (const name of spec.booleans ?? []) options[name] = { type: 'boolean' };
+  let parsed;
+  try {
+    parsed = nodeParseArgs({ args: [...argv], options, strict: true, allowPositionals: true });
+  } catch (err) {
+    throw usageErrorOf(err);
   }
-  return { positionals, values, lists, booleans };
+  const values: Record<string, string> = {};
+  const booleans = new Set<string>();
+  for (const [name, value] of Object.entries(parsed.values)) {
+    if (typeof value === 'string') values[name] = value;
+    else if (value === true) booleans.add(name);
+  }
+  return { positionals: parsed.positionals, values, booleans };
+}
+
+function usageErrorOf(err: unknown): unknown {
+  const code = (err as { code?: string }).code;
+  const message = err instanceof Error ? err.message : String(err);
+  const flag = /'(-[^' ]+)/.exec(message)?.[1];
+  if (flag === undefined) return code?.startsWith('ERR_PARSE_ARGS') ? new UsageError(message.split('\n')[0]!) : err;
+  switch (code) {
+    case 'ERR_PARSE_ARGS_UNKNOWN_OPTION':
+      return new UsageError(`unknown option ${flag}`);
+    case 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE':
+      if (/does not take an argument/.test(message)) return new UsageError(`${flag} takes no value`);
+      if (/ambiguous/.test(message)) return new UsageError(`${flag} needs a value (write ${flag}=-VALUE for one starting with "-")`);
+      return new UsageError(`${flag} needs a value`);
+    case 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL':
+      return new UsageError(`unexpected argument ${flag}`);
+    default:
+      return err;
+  }
 }
 
 export function intFlag(args: ParsedArgs, name: string, fallback: number, min = 0): number {

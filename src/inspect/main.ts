@@ -7,7 +7,8 @@ import { rm } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { parseArgs } from '../common/args.js';
-import { BuilderError, UsageError, errorMessage } from '../common/errors.js';
+import { BuilderError, UsageError } from '../common/errors.js';
+import { runMain } from '../common/run-main.js';
 import { writeArtifacts } from './output.js';
 import { findResult, openSource, type Source } from './source.js';
 
@@ -75,7 +76,7 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   if (args.positionals.length !== 1) {
-    throw new UsageError(`expected ${args.values.dir === undefined ? 'one PATH' : 'one UUID'}, got ${args.positionals.length} arguments\n${USAGE}`);
+    throw new UsageError(`expected ${args.values.dir === undefined ? 'one PATH' : 'one UUID'}, got ${args.positionals.length} arguments`);
   }
   const arg = args.positionals[0]!;
   let path = arg;
@@ -111,16 +112,5 @@ async function main(argv: string[]): Promise<number> {
   return status;
 }
 
-main(process.argv.slice(2)).then(
-  (code) => process.stdout.write('', () => process.exit(code)),
-  (err) => {
-    if (err instanceof UsageError) {
-      console.error(`builder-inspect: ${err.message}`);
-      process.exit(2);
-    }
-    // a bad file or a refused write: one line, no stack (a bug keeps its stack)
-    console.error(`builder-inspect: ${errorMessage(err)}`);
-    if (!(err instanceof BuilderError) && !(err as NodeJS.ErrnoException).code) console.error(err);
-    process.exit(1);
-  },
-);
+// a bad file or a refused write: one line, no stack (a bug keeps its stack)
+runMain('builder-inspect', () => main(process.argv.slice(2)));

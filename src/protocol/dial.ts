@@ -1,7 +1,7 @@
 // The peer's side of the hello (see src/server/handshake.ts for the steps). Also checks the
 // server's proof, so a worker never takes jobs from something that does not know the token.
 import { connect } from 'node:net';
-import { BuilderError } from '../common/errors.js';
+import { BuilderError, errorCodeFromWire, type ErrorCode } from '../common/errors.js';
 import { makeNonce, peerMac, sameMac, serverProof } from './auth.js';
 import { Connection, type ConnectionOptions } from './connection.js';
 import { PROTOCOL_VERSION, type Message, type Role, type Welcome, type WorkerHelloInfo } from './messages.js';
@@ -27,7 +27,7 @@ export async function dial(opts: DialOptions): Promise<{ conn: Connection; welco
   const nonce = makeNonce();
   let serverKnowsToken = false;
   return new Promise((resolve, reject) => {
-    const fail = (code: string, message: string): void => {
+    const fail = (code: ErrorCode, message: string): void => {
       cleanup();
       conn.close(message);
       reject(new BuilderError(code, message));
@@ -42,7 +42,7 @@ export async function dial(opts: DialOptions): Promise<{ conn: Connection; welco
     const onMessage = (msg: Message): void => {
       switch (msg.t) {
         case 'error':
-          return fail(msg.code, `server refused: ${msg.message}`);
+          return fail(errorCodeFromWire(msg.code), `server refused: ${msg.message}`);
         case 'challenge':
           // answered even when the proof is wrong, so that the server can log the failed hello;
           // the answer is useless to anyone else, as it covers this connection's nonces only

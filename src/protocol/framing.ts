@@ -1,15 +1,14 @@
 // The only framing code: every frame is a 4-byte big-endian length followed by that many bytes
 // of CBOR. The length is checked against a maximum before anything is allocated for it.
+import { BuilderError } from '../common/errors.js';
 
 export const DEFAULT_MAX_FRAME = 16 * 1024 * 1024;
 const HEADER = 4;
 
-export class FrameError extends Error {
-  readonly code: 'FRAME_TOO_LARGE' | 'FRAME_EMPTY';
-  constructor(code: FrameError['code'], message: string) {
-    super(message);
+export class FrameError extends BuilderError {
+  constructor(override readonly code: 'FRAME_TOO_LARGE' | 'FRAME_EMPTY', message: string) {
+    super(code, message);
     this.name = 'FrameError';
-    this.code = code;
   }
 }
 

@@ -1,106 +1,154 @@
 // The closed set of protocol messages. Each is a CBOR map with a `t` field; the comment on each
-// says who sends it. Every decoded frame goes through parseMessage, so nothing untyped from
-// the network reaches the programs.
+// says who sends it. Each message is written once, as the spec its frames are checked against
+// (schema.ts), and its TypeScript type is inferred from that spec. Every decoded frame goes
+// through parseMessage (parse.ts), so nothing untyped from the network reaches the programs.
+import {
+  arrayOf, bool, bytes, int, literal, oneOf, opt, record, str, tagged, tuple, unknown, type Infer, type RecordOf,
+} from './schema.js';
 
 export const PROTOCOL_VERSION = 1;
 
-export type Role = 'client' | 'worker';
+const role = oneOf(['client', 'worker']);
+export type Role = Infer<typeof role>;
+
+export const PERIODS = ['hourly', 'daily', 'weekly', 'never'] as const;
+const period = oneOf(PERIODS);
+export type Period = Infer<typeof period>;
 
 /** What became of a run. `failed` with infra=true is the sandbox's fault, not the build's. */
-export type RunResult =
-  | { kind: 'exited'; code: number }
-  | { kind: 'signalled'; signal: number }
-  | { kind: 'stopped'; signal: number }
-  | { kind: 'timeout'; reason: string }
-  | { kind: 'cancelled'; reason: string }
-  | { kind: 'failed'; message: string; infra: boolean };
+export const runResult = tagged('kind', {
+  exited: record({ kind: literal('exited'), code: int }),
+  signalled: record({ kind: literal('signalled'), signal: int }),
+  stopped: record({ kind: literal('stopped'), signal: int }),
+  timeout: record({ kind: literal('timeout'), reason: str }),
+  cancelled: record({ kind: literal('cancelled'), reason: str }),
+  failed: record({ kind: literal('failed'), message: str, infra: bool }),
+});
+export type RunResult = Infer<typeof runResult>;
 
-export interface RunStats { peakMemoryBytes?: number; cpuMs?: number }
-export interface Refusal { path: string; reason: string }
+const runStats = record({ peakMemoryBytes: opt(int), cpuMs: opt(int) });
+export type RunStats = Infer<typeof runStats>;
+const refusal = record({ path: str, reason: str });
+export type Refusal = Infer<typeof refusal>;
 /** A run a worker still holds when it (re)connects. */
-export interface HeldRun { uuid: string; lastSeq: number; finished: boolean }
-export interface WorkerHelloInfo { name: string; platform: string; capacity: number; running: HeldRun[] }
-
-export type Period = 'hourly' | 'daily' | 'weekly' | 'never';
-export const PERIODS: readonly Period[] = ['hourly', 'daily', 'weekly', 'never'];
+const heldRun = record({ uuid: str, lastSeq: int, finished: bool });
+export type HeldRun = Infer<typeof heldRun>;
+const workerHelloInfo = record({ name: str, platform: str, capacity: int, running: arrayOf(heldRun) });
+export type WorkerHelloInfo = Infer<typeof workerHelloInfo>;
 
 // ---- handshake (both roles) ----
 /** peer -> server, first frame */
-export interface Hello { t: 'hello'; role: Role; version: number; nonce: Buffer; worker?: WorkerHelloInfo }
+const hello = record({ t: literal('hello'), role, version: int, nonce: bytes, worker: opt(workerHelloInfo) });
 /** server -> peer: proof = HMAC(token, "server" | peer nonce), nonce for the peer to answer */
-export interface Challenge { t: 'challenge'; version: number; nonce: Buffer; proof: Buffer }
+const challenge = record({ t: literal('challenge'), version: int, nonce: bytes, proof: bytes });
 /** peer -> server: mac = HMAC(token, "peer" | role | server nonce | peer nonce) */
-export interface Auth { t: 'auth'; mac: Buffer }
+const auth = record({ t: literal('auth'), mac: bytes });
 /** server -> peer: accepted. For workers: which held runs to go on with and which to abandon. */
-export interface Welcome {
-  t: 'welcome'; server: string; dropped?: boolean;
-  attach?: Array<{ uuid: string; haveSeq: number }>; abandon?: string[];
-}
-/** server -> peer: a refusal; with id when it answers a request, else fatal for the connection */
-export interface ErrorMsg { t: 'error'; code: string; message: string; id?: number }
+const welcome = record({
+  t: literal('welcome'), server: str, dropped: opt(bool),
+  attach: opt(arrayOf(record({ uuid: str, haveSeq: int }))), abandon: opt(arrayOf(str)),
+});
+/**
+ * server -> peer: a refusal; with id when it answers a request, else fatal for the connection.
+ * The code stays a plain string on the wire: a newer server may know codes we do not.
+ */
+const error = record({ t: literal('error'), code: str, message: str, id: opt(int) });
 /** either way, when nothing else was sent for a while */
-export interface Ping { t: 'ping' }
+const ping = record({ t: literal('ping') });
 
-// ---- client -> server requests ----
-export interface ScheduleArgs {
-  name: string; platform: string; script: string; period?: Period; cron?: string; tz?: string; timeoutSec?: number;
-}
-export type Request =
-  | ({ t: 'req'; id: number; op: 'schedule' } & ScheduleArgs)
-  | { t: 'req'; id: number; op: 'orb-build'; name: string; package: string; period?: Period; cron?: string; tz?: string; timeoutSec?: number }
-  | { t: 'req'; id: number; op: 'unschedule'; name: string }
-  | { t: 'req'; id: number; op: 'reschedule'; name: string; next: string; period?: Period; cron?: string }
-  | { t: 'req'; id: number; op: 'execute'; name: string; platform?: string; follow?: boolean }
-  | { t: 'req'; id: number; op: 'info' }
-  | { t: 'req'; id: number; op: 'observe'; uuid: string }
-  | { t: 'req'; id: number; op: 'observe-latest'; platform?: string; job?: string }
-  | { t: 'req'; id: number; op: 'drop-platform'; platform: string }
-  | { t: 'req'; id: number; op: 'undrop-platform'; platform: string }
-  | { t: 'req'; id: number; op: 'history'; job?: string; limit?: number }
-  | { t: 'req'; id: number; op: 'cancel'; uuid: string }
-  | { t: 'req'; id: number; op: 'workers' }
-  | { t: 'req'; id: number; op: 'drain'; worker: string }
-  | { t: 'req'; id: number; op: 'uploads'; failed?: boolean }
-  | { t: 'req'; id: number; op: 'upload-retry'; uuid?: string; all?: boolean };
+// ---- client -> server requests (each one's reply type: replies.ts) ----
+const timing = { period: opt(period), cron: opt(str), tz: opt(str), timeoutSec: opt(int) } as const;
+const scheduleArgs = { name: str, platform: str, script: str, ...timing } as const;
+export type ScheduleArgs = RecordOf<typeof scheduleArgs>;
+const req = <const O extends string>(op: O) => ({ t: literal('req'), id: int, op: literal(op) });
+
+export const requests = {
+  schedule: record({ ...req('schedule'), ...scheduleArgs }),
+  'orb-build': record({ ...req('orb-build'), name: str, package: str, ...timing }),
+  unschedule: record({ ...req('unschedule'), name: str }),
+  reschedule: record({ ...req('reschedule'), name: str, next: str, period: opt(period), cron: opt(str) }),
+  execute: record({ ...req('execute'), name: str, platform: opt(str), follow: opt(bool) }),
+  info: record(req('info')),
+  observe: record({ ...req('observe'), uuid: str }),
+  'observe-latest': record({ ...req('observe-latest'), platform: opt(str), job: opt(str) }),
+  'drop-platform': record({ ...req('drop-platform'), platform: str }),
+  'undrop-platform': record({ ...req('undrop-platform'), platform: str }),
+  history: record({ ...req('history'), job: opt(str), limit: opt(int) }),
+  cancel: record({ ...req('cancel'), uuid: str }),
+  workers: record(req('workers')),
+  drain: record({ ...req('drain'), worker: str }),
+  uploads: record({ ...req('uploads'), failed: opt(bool) }),
+  'upload-retry': record({ ...req('upload-retry'), uuid: opt(str), all: opt(bool) }),
+};
+export type Request = Infer<(typeof requests)[keyof typeof requests]>;
 
 // ---- server -> client ----
-export type Response =
-  | { t: 'res'; id: number; ok: true; data: unknown }
-  | { t: 'res'; id: number; ok: false; code: string; message: string };
+/** The answer to request `id`. `data` is typed by the request's op: see replies.ts. */
+const response = tagged('ok', {
+  true: record({ t: literal('res'), id: int, ok: literal(true), data: opt(unknown) }),
+  false: record({ t: literal('res'), id: int, ok: literal(false), code: str, message: str }),
+});
 /** a run an observer follows has started (execute --follow, observe-latest) */
-export interface Started { t: 'started'; id: number; uuid: string; job: string; platform: string }
+const started = record({ t: literal('started'), id: int, uuid: str, job: str, platform: str });
 /** one console line of an observed run, ms since the run started */
-export interface Line { t: 'line'; id: number; uuid: string; ms: number; data: Buffer }
+const line = record({ t: literal('line'), id: int, uuid: str, ms: int, data: bytes });
 /** the observer was too slow and this many lines were not sent */
-export interface Skipped { t: 'skipped'; id: number; uuid: string; count: number }
+const skipped = record({ t: literal('skipped'), id: int, uuid: str, count: int });
 /** the observed run ended */
-export interface End { t: 'end'; id: number; uuid: string; result: RunResult }
+const end = record({ t: literal('end'), id: int, uuid: str, result: runResult });
 
 // ---- server <-> worker ----
 /** server -> worker */
-export interface Job { t: 'job'; uuid: string; name: string; platform: string; script: string; timeoutMs: number }
+const job = record({ t: literal('job'), uuid: str, name: str, platform: str, script: str, timeoutMs: int });
 /** worker -> server: console lines, numbered from seq on */
-export interface Output { t: 'output'; uuid: string; seq: number; lines: Array<[number, Buffer]> }
+const output = record({ t: literal('output'), uuid: str, seq: int, lines: arrayOf(tuple(int, bytes)) });
 /** worker -> server: an artifact begins; chunks follow, then artifact-end */
-export interface ArtifactStart { t: 'artifact'; uuid: string; path: string; size: number; mode: number }
-export interface Chunk { t: 'chunk'; uuid: string; data: Buffer }
-export interface ArtifactEnd { t: 'artifact-end'; uuid: string; sha256: string }
+const artifactStart = record({ t: literal('artifact'), uuid: str, path: str, size: int, mode: int });
+const chunk = record({ t: literal('chunk'), uuid: str, data: bytes });
+const artifactEnd = record({ t: literal('artifact-end'), uuid: str, sha256: str });
 /** worker -> server: the run is over and all its artifacts were sent */
-export interface Finished {
-  t: 'finished'; uuid: string; result: RunResult; lastSeq: number; stats: RunStats; refusals: Refusal[]; artifacts: number;
-}
+const finished = record({
+  t: literal('finished'), uuid: str, result: runResult, lastSeq: int, stats: runStats, refusals: arrayOf(refusal), artifacts: int,
+});
 /** server -> worker: the result is stored durably; the worker may forget the run */
-export interface Ack { t: 'ack'; uuid: string }
+const ack = record({ t: literal('ack'), uuid: str });
 /** server -> worker: this run is not (or no longer) yours; stop it and forget it */
-export interface Refused { t: 'refused'; uuid: string; reason: string }
+const refused = record({ t: literal('refused'), uuid: str, reason: str });
 /** server -> worker: end this run (cancel by a user, or the server's own timeout) */
-export interface Cancel { t: 'cancel'; uuid: string; reason: string }
+const cancel = record({ t: literal('cancel'), uuid: str, reason: str });
 /** worker -> server: changes of the worker's own state */
-export interface WorkerStatus { t: 'status'; draining: boolean; diskShort: boolean; freePercent?: number; sandbox?: string }
+const workerStatus = record({ t: literal('status'), draining: bool, diskShort: bool, freePercent: opt(int), sandbox: opt(str) });
 /** server -> worker: finish what you hold, take nothing new */
-export interface Drain { t: 'drain' }
+const drain = record({ t: literal('drain') });
 
-export type Message =
-  | Hello | Challenge | Auth | Welcome | ErrorMsg | Ping
-  | Request | Response | Started | Line | Skipped | End
-  | Job | Output | ArtifactStart | Chunk | ArtifactEnd | Finished | Ack | Refused | Cancel | WorkerStatus | Drain;
+/** Every message but requests, by its `t` (requests are told apart by `op`: `requests`). */
+export const messages = {
+  hello, challenge, auth, welcome, error, ping,
+  res: response, started, line, skipped, end,
+  job, output, artifact: artifactStart, chunk, 'artifact-end': artifactEnd, finished, ack, refused, cancel, status: workerStatus, drain,
+};
+
+export type Hello = Infer<typeof hello>;
+export type Challenge = Infer<typeof challenge>;
+export type Auth = Infer<typeof auth>;
+export type Welcome = Infer<typeof welcome>;
+export type ErrorMsg = Infer<typeof error>;
+export type Ping = Infer<typeof ping>;
+export type Response = Infer<typeof response>;
+export type Started = Infer<typeof started>;
+export type Line = Infer<typeof line>;
+export type Skipped = Infer<typeof skipped>;
+export type End = Infer<typeof end>;
+export type Job = Infer<typeof job>;
+export type Output = Infer<typeof output>;
+export type ArtifactStart = Infer<typeof artifactStart>;
+export type Chunk = Infer<typeof chunk>;
+export type ArtifactEnd = Infer<typeof artifactEnd>;
+export type Finished = Infer<typeof finished>;
+export type Ack = Infer<typeof ack>;
+export type Refused = Infer<typeof refused>;
+export type Cancel = Infer<typeof cancel>;
+export type WorkerStatus = Infer<typeof workerStatus>;
+export type Drain = Infer<typeof drain>;
+
+export type Message = Request | Infer<(typeof messages)[keyof typeof messages]>;

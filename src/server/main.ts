@@ -2,9 +2,10 @@
 // builder-server: the schedule, the queues and the result store.
 import { resolve } from 'node:path';
 import { intFlag, parseArgs } from '../common/args.js';
-import { BuilderError, UsageError, errorMessage } from '../common/errors.js';
+import { UsageError } from '../common/errors.js';
 import { makeLogger } from '../common/log.js';
 import { DEFAULT_HOST, DEFAULT_PORT, defaultConfigDir, defaultStateDir } from '../common/paths.js';
+import { runMain } from '../common/run-main.js';
 import { DEFAULT_MAX_FRAME } from '../protocol/framing.js';
 import type { ServerConfig } from './config.js';
 import { startServer } from './server.js';
@@ -29,14 +30,15 @@ options:
   --retry-backoff SECONDS  first delay before such a retry, doubled each time (default 10)
   --help               this text`;
 
-function configFrom(argv: string[]): ServerConfig {
+/** The configuration, or undefined after --help. */
+function configFrom(argv: string[]): ServerConfig | undefined {
   const args = parseArgs(argv, {
     values: ['dir', 'config-dir', 'ip', 'port', 'token-file', 'upload', 'upload-backoff', 'lease', 'timeout', 'max-frame', 'max-attempts', 'retry-backoff'],
     booleans: ['help'],
   });
   if (args.booleans.has('help')) {
     console.log(USAGE);
-    process.exit(0);
+    return undefined;
   }
   if (args.positionals.length > 0) throw new UsageError(`unexpected argument "${args.positionals[0]}"`);
   const upload = args.values.upload;
@@ -75,22 +77,11 @@ function secondsFlag(raw: string | undefined, name: string, fallback: number): n
   return n;
 }
 
-async function main(): Promise<void> {
+async function main(): Promise<number | void> {
   const log = makeLogger('builder-server');
-  let config: ServerConfig;
-  try {
-    config = configFrom(process.argv.slice(2));
-  } catch (err) {
-    console.error(`builder-server: ${errorMessage(err)}`);
-    process.exit(err instanceof UsageError ? 2 : 1);
-  }
-  let server;
-  try {
-    server = await startServer(config, log);
-  } catch (err) {
-    console.error(`builder-server: ${errorMessage(err)}`);
-    process.exit(1);
-  }
+  const config = configFrom(process.argv.slice(2));
+  if (config === undefined) return 0;
+  const server = await startServer(config, log);
   let stopping = false;
   const stop = (signal: string): void => {
     if (stopping) return;
@@ -102,7 +93,4 @@ async function main(): Promise<void> {
   process.on('SIGINT', () => stop('SIGINT'));
 }
 
-main().catch((err) => {
-  console.error(err instanceof BuilderError ? `builder-server: ${err.message}` : err);
-  process.exit(1);
-});
+runMain('builder-server', main);

@@ -1,9 +1,10 @@
 // What each client request does. Every change is checked first and then made in one
 // transaction, so a refused request changes nothing.
-import { BuilderError } from '../common/errors.js';
+import { BuilderError, type ErrorCode } from '../common/errors.js';
 import { checkName, isUuid } from '../common/names.js';
 import type { Connection } from '../protocol/connection.js';
 import type { Request } from '../protocol/messages.js';
+import type { JobInfo, Replies, Reply, RunInfo, Scheduled, WorkerInfo } from '../protocol/replies.js';
 import type { ServerConfig } from './config.js';
 import type { Coordinator } from './coordinator.js';
 import { connectionPort } from './port.js';
@@ -26,7 +27,7 @@ export interface RequestContext {
 const PACKAGE = /^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$/;
 const MAX_TIMEOUT_SEC = 7 * 86_400;
 
-const refuse = (code: string, message: string): never => {
+const refuse = (code: ErrorCode, message: string): never => {
   throw new BuilderError(code, message);
 };
 
@@ -39,7 +40,7 @@ function timingFrom(req: { period?: Timing['period'] | undefined; cron?: string 
 }
 
 function newJob(ctx: RequestContext, base: Omit<JobRow, 'next_run' | 'created' | 'period' | 'cron' | 'tz' | 'timeout_sec'>,
-  t: Timing, timeoutSec: number | undefined): unknown {
+  t: Timing, timeoutSec: number | undefined): Scheduled {
   const { store } = ctx;
   checkName('job', base.name);
   if (timeoutSec !== undefined && (timeoutSec < 1 || timeoutSec > MAX_TIMEOUT_SEC)) {
@@ -64,19 +65,19 @@ function newJob(ctx: RequestContext, base: Omit<JobRow, 'next_run' | 'created' |
   return { name: row.name, next: row.next_run === null ? null : new Date(row.next_run).toISOString(), queued };
 }
 
-const jobInfo = (j: JobSummary) => ({
+const jobInfo = (j: JobSummary): JobInfo => ({
   name: j.name, kind: j.kind, platform: j.platform, package: j.package, period: j.period, cron: j.cron, tz: j.tz,
   timeoutSec: j.timeout_sec, next: j.next_run === null ? null : new Date(j.next_run).toISOString(),
 });
 
-export const runInfo = (r: RunRow) => ({
+export const runInfo = (r: RunRow): RunInfo => ({
   uuid: r.uuid, job: r.job, platform: r.platform, worker: r.worker, attempt: r.attempt,
   started: new Date(r.started).toISOString(), finished: r.finished === null ? null : new Date(r.finished).toISOString(),
   result: r.result ? JSON.parse(r.result) : null, stats: r.stats ? JSON.parse(r.stats) : {},
   refusals: r.refusals ? JSON.parse(r.refusals) : [], dir: r.dir,
 });
 
-export function workersInfo(ctx: RequestContext) {
+export function workersInfo(ctx: RequestContext): WorkerInfo[] {
   return [...ctx.coordinator.workers].map((w) => ({
     name: w.name, platform: w.platform, address: w.peer, capacity: w.capacity, running: [...w.runs],
     draining: w.draining, diskShort: w.diskShort, freePercent: w.freePercent ?? null, sandbox: w.sandbox ?? null,
@@ -84,8 +85,11 @@ export function workersInfo(ctx: RequestContext) {
   }));
 }
 
-/** Handles one request; returns the response data, or throws a BuilderError that becomes the refusal. */
-export async function handleRequest(ctx: RequestContext, conn: Connection, req: Request): Promise<unknown> {
+/**
+ * Handles one request; returns the response data (Replies[req.op], checked per case with
+ * `satisfies`), or throws a BuilderError that becomes the refusal.
+ */
+export async function handleRequest(ctx: RequestContext, conn: Connection, req: Request): Promise<Reply> {
   const { store, coordinator } = ctx;
   switch (req.op) {
     case 'schedule': {
@@ -103,7 +107,7 @@ export async function handleRequest(ctx: RequestContext, conn: Connection, req: 
       if (!store.job(req.name)) refuse('NO_JOB', `no job named ${req.name}`);
       store.tx(() => store.deleteJob(req.name));
       ctx.scheduler.tick();
-      return { name: req.name };
+      return { name: req.name } satisfies Replies['unschedule'];
     }
     case 'reschedule': {
       const job = store.job(req.name) ?? refuse('NO_JOB', `no job named ${req.name}`);
@@ -132,7 +136,7 @@ export async function handleRequest(ctx: RequestContext, conn: Connection, req: 
       if (req.follow) coordinator.follow(connectionPort(conn), req.id, job.name, platforms);
       // after the answer has gone, so the client hears "queued" before "started"
       setImmediate(() => platforms.forEach((p) => coordinator.dispatch(p)));
-      return { name: job.name, queued: platforms };
+      return { name: job.name, queued: platforms } satisfies Replies['execute'];
     }
     case 'info':
       return {
@@ -143,36 +147,36 @@ export async function handleRequest(ctx: RequestContext, conn: Connection, req: 
         running: store.running().map(runInfo).map(({ uuid, job, platform, worker, started }) => ({ uuid, job, platform, worker, started })),
         dropped: store.platforms().filter((p) => p.dropped).map((p) => p.name),
         workers: workersInfo(ctx),
-      };
+      } satisfies Replies['info'];
     case 'observe': {
       if (!isUuid(req.uuid)) refuse('BAD_UUID', `invalid uuid "${req.uuid}"`);
-      if (coordinator.observe(connectionPort(conn), req.id, req.uuid)) return { uuid: req.uuid, live: true };
+      if (coordinator.observe(connectionPort(conn), req.id, req.uuid)) return { uuid: req.uuid, live: true } satisfies Replies['observe'];
       const row = store.run(req.uuid) ?? refuse('NO_RUN', `no run with uuid ${req.uuid}`);
-      return { uuid: req.uuid, live: false, run: runInfo(row) };
+      return { uuid: req.uuid, live: false, run: runInfo(row) } satisfies Replies['observe'];
     }
     case 'observe-latest': {
       const run = coordinator.latest(req.platform, req.job)
         ?? refuse('NO_RUN', `no running job${req.job ? ` named ${req.job}` : ''}${req.platform ? ` on ${req.platform}` : ''}`);
       coordinator.observe(connectionPort(conn), req.id, run.uuid);
-      return { uuid: run.uuid, live: true };
+      return { uuid: run.uuid, live: true } satisfies Replies['observe-latest'];
     }
     case 'drop-platform': {
       checkName('platform', req.platform);
       const jobs = store.tx(() => store.dropPlatform(req.platform));
-      return { platform: req.platform, removedJobs: jobs };
+      return { platform: req.platform, removedJobs: jobs } satisfies Replies['drop-platform'];
     }
     case 'undrop-platform': {
       if (!store.isDropped(req.platform)) refuse('NOT_DROPPED', `platform ${req.platform} is not dropped`);
       store.tx(() => store.setDropped(req.platform, false));
       coordinator.dispatch(req.platform);
-      return { platform: req.platform };
+      return { platform: req.platform } satisfies Replies['undrop-platform'];
     }
     case 'history':
       return store.history(req.job, Math.min(Math.max(req.limit ?? 20, 1), 10_000)).map(runInfo);
     case 'cancel': {
       if (!isUuid(req.uuid)) refuse('BAD_UUID', `invalid uuid "${req.uuid}"`);
       if (!(await coordinator.cancel(req.uuid))) refuse('NO_RUN', `no running job with uuid ${req.uuid}`);
-      return { uuid: req.uuid };
+      return { uuid: req.uuid } satisfies Replies['cancel'];
     }
     case 'workers':
       return workersInfo(ctx);
@@ -183,7 +187,7 @@ export async function handleRequest(ctx: RequestContext, conn: Connection, req: 
         w.draining = true;
         w.port.send({ t: 'drain' });
       }
-      return { worker: req.worker, running: matching.flatMap((w) => [...w.runs]) };
+      return { worker: req.worker, running: matching.flatMap((w) => [...w.runs]) } satisfies Replies['drain'];
     }
     case 'uploads':
       return listUploads(store, ctx.uploader ?? noUploads(), req);

@@ -5,10 +5,11 @@ import { mkdirSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { intFlag, parseArgs } from '../common/args.js';
-import { BuilderError, UsageError, errorMessage } from '../common/errors.js';
+import { UsageError, errorMessage } from '../common/errors.js';
 import { makeLogger } from '../common/log.js';
 import { checkName } from '../common/names.js';
 import { DEFAULT_HOST, DEFAULT_PORT, parseRemote } from '../common/paths.js';
+import { runMain } from '../common/run-main.js';
 import { peerToken } from '../common/token.js';
 import { makeDiskCheck } from './disk.js';
 import { backends, findBackend } from './sandbox/registry.js';
@@ -40,7 +41,7 @@ options:
 sandboxes and their options:
 ${backendHelp()}`;
 
-async function main(): Promise<void> {
+async function main(): Promise<number | void> {
   const backendFlags = backends.flatMap((b) => b.options.map((o) => o.flag.replace(/^--/, '')));
   const args = parseArgs(process.argv.slice(2), {
     values: ['remote', 'token-file', 'name', 'sandbox', 'capacity', 'work-dir', 'min-free', 'no-output-timeout', 'output-cap', ...backendFlags],
@@ -48,10 +49,10 @@ async function main(): Promise<void> {
   });
   if (args.booleans.has('help')) {
     console.log(usage());
-    return;
+    return 0;
   }
   const platform = args.positionals[0];
-  if (!platform) throw new UsageError('missing PLATFORM (see --help)');
+  if (!platform) throw new UsageError('missing PLATFORM');
   if (args.positionals.length > 1) throw new UsageError(`unexpected argument "${args.positionals[1]}"`);
   checkName('platform', platform);
   const { host, port } = parseRemote(args.values.remote ?? process.env.BUILDER_REMOTE ?? `${DEFAULT_HOST}:${DEFAULT_PORT}`);
@@ -109,7 +110,4 @@ async function main(): Promise<void> {
   process.exit(0);
 }
 
-main().catch((err) => {
-  console.error(`builder-worker: ${errorMessage(err)}`);
-  process.exit(err instanceof UsageError ? 2 : err instanceof BuilderError ? 1 : 1);
-});
+runMain('builder-worker', main);

@@ -3,6 +3,8 @@ import * as assert from 'uvu/assert';
 import { FrameError, FrameReader, encodeFrame } from '../../src/protocol/framing.js';
 import { decodeValue, encodeValue } from '../../src/protocol/codec.js';
 import { parseMessage, ProtocolError } from '../../src/protocol/parse.js';
+import { messages, requests, type Message } from '../../src/protocol/messages.js';
+import { BuilderError, InfraError } from '../../src/common/errors.js';
 
 test('frames split across chunks and joined in one come out whole', () => {
   const a = encodeFrame(encodeValue({ t: 'ping' }));
@@ -30,6 +32,112 @@ test('decoded values are checked into typed messages, with where and what in the
   assert.throws(() => parseMessage({ t: 'req', id: 1, op: 'format-disk' }), /request.op: expected one of schedule/);
   assert.throws(() => parseMessage({ t: 'finished', uuid: 'u', result: { kind: 'exploded' }, lastSeq: 0, artifacts: 0, stats: {}, refusals: [] }),
     /finished.result.kind: expected exited\|signalled/);
+});
+
+// ---- every message kind, written once as a typed value: the compiler checks the samples
+// against the inferred types, the tests check them against the runtime specs ----
+const nonce = Buffer.alloc(32, 7);
+const uuid = '0b6c2a4e-8f3d-4c1a-9e7b-5d2f1a3c4b6d';
+const samples: Message[] = [
+  { t: 'hello', role: 'worker', version: 1, nonce, worker: { name: 'w1', platform: 'debian-12', capacity: 2, running: [{ uuid, lastSeq: 4, finished: true }] } },
+  { t: 'hello', role: 'client', version: 1, nonce },
+  { t: 'challenge', version: 1, nonce, proof: Buffer.from('proof') },
+  { t: 'auth', mac: Buffer.from('mac') },
+  { t: 'welcome', server: 'builder', dropped: false, attach: [{ uuid, haveSeq: 3 }], abandon: [uuid] },
+  { t: 'error', code: 'AUTH', message: 'bad token', id: 3 },
+  { t: 'ping' },
+  { t: 'res', id: 1, ok: true, data: { queued: ['debian-12'], next: null } },
+  { t: 'res', id: 2, ok: false, code: 'NO_JOB', message: 'no job named x' },
+  { t: 'started', id: 1, uuid, job: 'hello', platform: 'debian-12' },
+  { t: 'line', id: 1, uuid, ms: 12, data: Buffer.from('compiling\x00\xff') },
+  { t: 'skipped', id: 1, uuid, count: 40 },
+  { t: 'end', id: 1, uuid, result: { kind: 'signalled', signal: 9 } },
+  { t: 'job', uuid, name: 'hello', platform: 'debian-12', script: 'echo hi\n', timeoutMs: 3_600_000 },
+  { t: 'output', uuid, seq: 10, lines: [[0, Buffer.from('a')], [5, Buffer.from('b')]] },
+  { t: 'artifact', uuid, path: 'bin/hello', size: 5, mode: 0o755 },
+  { t: 'chunk', uuid, data: Buffer.from('hello') },
+  { t: 'artifact-end', uuid, sha256: 'ab'.repeat(32) },
+  { t: 'finished', uuid, result: { kind: 'failed', message: 'no space', infra: true }, lastSeq: 11, stats: { cpuMs: 5 }, refusals: [{ path: '../x', reason: 'outside' }], artifacts: 1 },
+  { t: 'ack', uuid },
+  { t: 'refused', uuid, reason: 'not yours' },
+  { t: 'cancel', uuid, reason: 'cancelled by a user' },
+  { t: 'status', draining: true, diskShort: false, freePercent: 40, sandbox: 'docker' },
+  { t: 'drain' },
+  { t: 'req', id: 1, op: 'schedule', name: 'hello', platform: 'debian-12', script: 'echo\n', cron: '0 3 * * 1', tz: 'Europe/Berlin', timeoutSec: 60 },
+  { t: 'req', id: 2, op: 'orb-build', name: 'solo5', package: 'solo5', period: 'weekly' },
+  { t: 'req', id: 3, op: 'unschedule', name: 'hello' },
+  { t: 'req', id: 4, op: 'reschedule', name: 'hello', next: '2026-01-31T03:00:00Z', period: 'hourly' },
+  { t: 'req', id: 5, op: 'execute', name: 'hello', platform: 'debian-12', follow: true },
+  { t: 'req', id: 6, op: 'info' },
+  { t: 'req', id: 7, op: 'observe', uuid },
+  { t: 'req', id: 8, op: 'observe-latest', job: 'hello' },
+  { t: 'req', id: 9, op: 'drop-platform', platform: 'debian-12' },
+  { t: 'req', id: 10, op: 'undrop-platform', platform: 'debian-12' },
+  { t: 'req', id: 11, op: 'history', job: 'hello', limit: 5 },
+  { t: 'req', id: 12, op: 'cancel', uuid },
+  { t: 'req', id: 13, op: 'workers' },
+  { t: 'req', id: 14, op: 'drain', worker: 'w1' },
+  { t: 'req', id: 15, op: 'uploads', failed: true },
+  { t: 'req', id: 16, op: 'upload-retry', all: true },
+];
+const where = (m: Message): string => (m.t === 'req' ? `request ${m.op}` : m.t);
+const roundTrip = (m: unknown): Message => parseMessage(decodeValue(encodeFrame(encodeValue(m)).subarray(4)));
+
+test('every message kind and request op has a sample here', () => {
+  assert.equal(new Set(samples.map((m) => m.t)), new Set([...Object.keys(messages), 'req']));
+  assert.equal(new Set(samples.flatMap((m) => (m.t === 'req' ? [m.op] : []))), new Set(Object.keys(requests)));
+});
+
+test('a valid message of each kind comes back equal through encode, frame, decode and parse', () => {
+  for (const m of samples) assert.equal(roundTrip(m), m, where(m));
+});
+
+test('fields the spec does not know are dropped, absent and null optional fields are left out', () => {
+  assert.equal(roundTrip({ t: 'ack', uuid, extra: { a: 1 } }), { t: 'ack', uuid });
+  assert.equal(roundTrip({ t: 'error', code: 'X', message: 'm', id: null }), { t: 'error', code: 'X', message: 'm' });
+});
+
+test('a field of the wrong type is refused with a message naming the message and the field', () => {
+  // a value of the wrong type for every field: a map where a scalar or array is expected, else a string
+  const wrong = (v: unknown): unknown => (typeof v === 'object' && v !== null && !Array.isArray(v) && !Buffer.isBuffer(v) ? 'x' : { x: 1 });
+  let checked = 0;
+  for (const m of samples) {
+    for (const [key, value] of Object.entries(m)) {
+      if (key === 't' || key === 'op' || key === 'data') continue;
+      const bad = { ...m, [key]: wrong(value) };
+      assert.throws(() => roundTrip(bad), (e: unknown) => e instanceof ProtocolError && e.message.startsWith(`${where(m)}.${key}: expected `),
+        `${where(m)}.${key}`);
+      checked++;
+    }
+  }
+  assert.ok(checked > 100, `${checked} fields checked`);
+});
+
+test('nested mistakes name their whole path', () => {
+  const says = (m: unknown, message: string): void =>
+    assert.throws(() => roundTrip(m), (e: unknown) => e instanceof ProtocolError && e.code === 'PROTOCOL' && e.message === message, message);
+  says({ t: 'hello', role: 'worker', version: 1, nonce, worker: { name: 'w', platform: 'p', capacity: 1, running: [{ uuid, lastSeq: 'four', finished: false }] } },
+    'hello.worker.running[0].lastSeq: expected an integer, got string');
+  says({ t: 'hello', role: 'worker', version: 1, nonce, worker: { platform: 'p', capacity: 1, running: [] } }, 'hello.worker: field "name" is missing');
+  says({ t: 'hello', role: 'admin', version: 1, nonce }, 'hello.role: expected one of client|worker, got string');
+  says({ t: 'output', uuid, seq: 1, lines: [[0, Buffer.from('a')], [1, 'b']] }, 'output.lines[1][1]: expected bytes, got string');
+  says({ t: 'output', uuid, seq: 1, lines: [[0]] }, 'output.lines[0]: expected an array of 2, got array');
+  says({ t: 'finished', uuid, result: { kind: 'exited' }, lastSeq: 0, stats: {}, refusals: [], artifacts: 0 }, 'finished.result: field "code" is missing');
+  says({ t: 'req', id: 1, op: 'schedule', name: 'n', platform: 'p', script: 's', period: 'monthly' },
+    'request schedule.period: expected one of hourly|daily|weekly|never, got string');
+  says({ t: 'res', id: 1, ok: false, message: 'no code' }, 'res: field "code" is missing');
+  says({ t: 'res', id: 1, ok: 'yes' }, 'res.ok: expected true|false, got string');
+  says(['not', 'a', 'map'], 'message: expected a map, got array');
+  says({ t: 7 }, 'message.t: expected a string, got number');
+  says({ t: 'teleport' }, 'message.t: unknown message type "teleport"');
+});
+
+test('protocol, frame and sandbox errors are BuilderErrors with a code', () => {
+  assert.throws(() => parseMessage({ t: 'nope' }), (e: unknown) => e instanceof BuilderError && e.code === 'PROTOCOL');
+  const header = Buffer.alloc(4);
+  assert.throws(() => new FrameReader(10).push(header), (e: unknown) => e instanceof BuilderError && e.code === 'FRAME_EMPTY');
+  const infra = new InfraError('no space left');
+  assert.ok(infra instanceof BuilderError && infra.code === 'SANDBOX_INFRA');
 });
 
 test.run();

@@ -3,7 +3,7 @@
 // milliseconds (the same guarantees over real processes: test/integration/worker.test.ts).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { BuilderError } from '../../src/common/errors.js';
+import { BuilderError, type ErrorCode } from '../../src/common/errors.js';
 import type { Logger } from '../../src/common/log.js';
 import type { Job, Message, Welcome, WorkerHelloInfo } from '../../src/protocol/messages.js';
 import type { ExitStatus, RunHandle, Sandbox, SandboxBackend } from '../../src/worker/sandbox/types.js';
@@ -251,7 +251,7 @@ test('a job beyond capacity is handed back as an infrastructure failure', async 
 
 test('reconnects back off from 100 ms to 5 s, start over after a success, and a wrong token waits longest', async () => {
   let failures = 8;
-  let code = 'CONNECT';
+  let code: ErrorCode = 'CONNECT';
   const ports: FakePort[] = [];
   const dial: Dialer = async () => {
     if (failures-- > 0) throw new BuilderError(code, 'no');

@@ -1,17 +1,15 @@
 // execute, observe, observe-latest, cancel: acting on and watching runs.
 import { describeResult, exitStatusOf } from '../../protocol/describe.js';
-import type { RunResult } from '../../protocol/messages.js';
 import type { Command, ClientContext } from '../command.js';
 import { printer } from '../follow.js';
-import type { ClientSession } from '../session.js';
+import type { ClientSession, RequestBody } from '../session.js';
 
-async function watch(ctx: ClientContext, session: ClientSession, body: Parameters<ClientSession['request']>[0]): Promise<number> {
+async function watch(ctx: ClientContext, session: ClientSession, body: RequestBody<'observe' | 'observe-latest'>): Promise<number> {
   const p = printer(ctx);
   const { data } = await session.request(body, p.onEvent);
-  const d = data as { live: boolean; run?: { uuid: string; result: RunResult | null; dir: string | null } };
-  if (d.live) return p.ended;
+  if (data.live) return p.ended;
   // a finished run: say where its stored result is
-  const run = d.run!;
+  const { run } = data;
   ctx.err(`run ${run.uuid} is finished: ${run.result ? describeResult(run.result) : 'no result'}`);
   if (run.dir) ctx.err(`console: builder-inspect ${run.dir} --console`);
   return run.result ? exitStatusOf(run.result) : 1;
@@ -35,7 +33,7 @@ export const execute: Command = {
       { op: 'execute', name, follow, ...(args.values.platform ? { platform: args.values.platform } : {}) },
       follow ? p.onEvent : undefined,
     );
-    ctx.err(`queued ${name} first on: ${(data as { queued: string[] }).queued.join(', ')}`);
+    ctx.err(`queued ${name} first on: ${data.queued.join(', ')}`);
     return follow ? p.ended : 0;
   },
 };

@@ -46,8 +46,7 @@ example: builder-client schedule hello debian-12 ./hello.sh --cron "0 3 * * 1" -
     }
     const session = await ctx.connect();
     const { data } = await session.request({ op: 'schedule', name, platform, script, ...timing(args) });
-    const d = data as { next: string | null; queued: string[] };
-    ctx.out(`scheduled ${name} on ${platform}; next run ${d.next ?? 'only by execute'}${d.queued.length ? '; queued now' : ''}`);
+    ctx.out(`scheduled ${name} on ${platform}; next run ${data.next ?? 'only by execute'}${data.queued.length ? '; queued now' : ''}`);
     return 0;
   },
 };
@@ -65,8 +64,7 @@ ${timingHelp}`,
     const [name, pkg] = args.positionals as [string, string];
     const session = await ctx.connect();
     const { data } = await session.request({ op: 'orb-build', name, package: pkg, ...timing(args) });
-    const d = data as { next: string | null; queued: string[] };
-    ctx.out(`scheduled ${name} (${pkg}); next run ${d.next ?? 'only by execute'}; queued on: ${d.queued.join(', ') || 'no platform yet'}`);
+    ctx.out(`scheduled ${name} (${pkg}); next run ${data.next ?? 'only by execute'}; queued on: ${data.queued.join(', ') || 'no platform yet'}`);
     return 0;
   },
 };
@@ -100,7 +98,7 @@ NEXT is an RFC 3339 time in UTC, e.g. 2026-01-31T03:00:00Z.`,
     const { data } = await session.request({
       op: 'reschedule', name, next, ...(t.period ? { period: t.period } : {}), ...(t.cron ? { cron: t.cron } : {}),
     });
-    ctx.out(`rescheduled ${name}; next run ${(data as { next: string }).next}`);
+    ctx.out(`rescheduled ${name}; next run ${data.next ?? 'only by execute'}`);
     return 0;
   },
 };

@@ -1,13 +1,8 @@
 // info, history, workers: readable tables, or JSON with --json.
 import { describeResult } from '../../protocol/describe.js';
-import type { RunResult, RunStats } from '../../protocol/messages.js';
+import type { WorkerInfo } from '../../protocol/replies.js';
 import type { Command } from '../command.js';
 import { bytes, duration, table } from '../format.js';
-
-interface JobInfo { name: string; kind: string; platform: string | null; package: string | null; period: string | null; cron: string | null; tz: string | null; next: string | null; timeoutSec: number }
-interface RunInfo { uuid: string; job: string; platform: string; worker: string; attempt: number; started: string; finished: string | null; result: RunResult | null; stats: RunStats; refusals: unknown[] }
-interface WorkerInfo { name: string; platform: string; address: string; capacity: number; running: string[]; draining: boolean; diskShort: boolean; freePercent: number | null; sandbox: string | null; since: string; dropped: boolean }
-interface Info { schedule: JobInfo[]; queues: Record<string, string[]>; running: Array<Pick<RunInfo, 'uuid' | 'job' | 'platform' | 'worker' | 'started'>>; dropped: string[]; workers: WorkerInfo[] }
 
 const json = { booleans: ['json'] } as const;
 
@@ -29,8 +24,7 @@ export const info: Command = {
   positionals: [0, 0],
   async run(args, ctx) {
     const session = await ctx.connect();
-    const { data } = await session.request({ op: 'info' });
-    const d = data as Info;
+    const { data: d } = await session.request({ op: 'info' });
     if (args.booleans.has('json')) {
       ctx.out(JSON.stringify(d, null, 2));
       return 0;
@@ -61,10 +55,9 @@ export const history: Command = {
   async run(args, ctx) {
     const session = await ctx.connect();
     const limit = args.values.limit === undefined ? undefined : Number(args.values.limit);
-    const { data } = await session.request({
+    const { data: runs } = await session.request({
       op: 'history', ...(args.positionals[0] ? { job: args.positionals[0] } : {}), ...(limit ? { limit } : {}),
     });
-    const runs = data as RunInfo[];
     if (args.booleans.has('json')) {
       ctx.out(JSON.stringify(runs, null, 2));
       return 0;
@@ -86,7 +79,7 @@ export const workers: Command = {
   async run(args, ctx) {
     const session = await ctx.connect();
     const { data } = await session.request({ op: 'workers' });
-    ctx.out(args.booleans.has('json') ? JSON.stringify(data, null, 2) : workersTable(data as WorkerInfo[]));
+    ctx.out(args.booleans.has('json') ? JSON.stringify(data, null, 2) : workersTable(data));
     return 0;
   },
 };

@@ -1,15 +1,10 @@
 // uploads, upload-retry: the state of results sent to builder-web.
 import { UsageError } from '../../common/errors.js';
+import type { UploadState } from '../../protocol/replies.js';
 import type { Command } from '../command.js';
 import { table } from '../format.js';
 
-interface UploadInfo {
-  uuid: string; job: string; state: 'pending' | 'uploaded' | 'refused' | 'failed'; attempts: number;
-  lastError: string | null; nextAttempt: string | null; updated: string; dir: string;
-}
-interface Uploads { url: string; counts: Record<UploadInfo['state'], number>; limit: number; uploads: UploadInfo[] }
-
-const STATE_LABEL: Record<UploadInfo['state'], string> = {
+const STATE_LABEL: Record<UploadState, string> = {
   pending: 'pending', uploaded: 'uploaded', refused: 'REFUSED', failed: 'FAILED',
 };
 
@@ -28,8 +23,7 @@ Refused and failed uploads stay until 'builder-client upload-retry UUID|--all'.`
   async run(args, ctx) {
     const session = await ctx.connect();
     const failed = args.booleans.has('failed');
-    const { data } = await session.request({ op: 'uploads', ...(failed ? { failed: true } : {}) });
-    const d = data as Uploads;
+    const { data: d } = await session.request({ op: 'uploads', ...(failed ? { failed: true } : {}) });
     if (args.booleans.has('json')) {
       ctx.out(JSON.stringify(d, null, 2));
       return 0;
@@ -65,7 +59,7 @@ example: after fixing the password in --upload: builder-client upload-retry --al
     if (all === (uuid !== undefined)) throw new UsageError('upload-retry: give either a UUID or --all');
     const session = await ctx.connect();
     const { data } = await session.request({ op: 'upload-retry', ...(all ? { all: true } : { uuid: uuid! }) });
-    const n = (data as { queued: number }).queued;
+    const n = data.queued;
     ctx.out(n === 0 ? 'nothing to retry' : `queued ${n} upload${n === 1 ? '' : 's'} again`);
     return 0;
   },

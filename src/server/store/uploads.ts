@@ -3,7 +3,9 @@
 // after kill -9) finds every pending upload and carries on from its attempt count.
 import type Database from 'better-sqlite3';
 
-export type UploadState = 'pending' | 'uploaded' | 'refused' | 'failed';
+import type { UploadState } from '../../protocol/replies.js';
+
+export type { UploadState };
 
 export interface UploadRow {
   uuid: string;

@@ -2,6 +2,7 @@
 import { BuilderError } from '../../common/errors.js';
 import { isUuid } from '../../common/names.js';
 import type { Request } from '../../protocol/messages.js';
+import type { Replies } from '../../protocol/replies.js';
 import { isUploadable } from '../../builder-web/exec-from-result.js';
 import { UPLOAD_LIST_LIMIT, type Store } from '../store/index.js';
 import { uploadInfo, type Uploader } from './uploader.js';
@@ -9,12 +10,12 @@ import { uploadInfo, type Uploader } from './uploader.js';
 type UploadsRequest = Extract<Request, { op: 'uploads' }>;
 type UploadRetryRequest = Extract<Request, { op: 'upload-retry' }>;
 
-export function listUploads(store: Store, uploader: Uploader, req: UploadsRequest) {
+export function listUploads(store: Store, uploader: Uploader, req: UploadsRequest): Replies['uploads'] {
   const rows = store.uploads.list(req.failed === true);
   return { url: uploader.url, counts: store.uploads.counts(), limit: UPLOAD_LIST_LIMIT, uploads: rows.map(uploadInfo) };
 }
 
-export function retryUpload(store: Store, uploader: Uploader, req: UploadRetryRequest) {
+export function retryUpload(store: Store, uploader: Uploader, req: UploadRetryRequest): Replies['upload-retry'] {
   if (req.all === true) return { queued: uploader.retry({ all: true }) };
   const uuid = req.uuid;
   if (uuid === undefined) throw new BuilderError('BAD_REQUEST', 'upload-retry needs a uuid or all');

@@ -5,9 +5,10 @@
 import { errorMessage } from '../../common/errors.js';
 import type { Logger } from '../../common/log.js';
 import type { RunResult } from '../../protocol/messages.js';
+import type { UploadInfo } from '../../protocol/replies.js';
 import { backoffDelay } from './backoff.js';
 import { bodyFromResult, isUploadable } from '../../builder-web/exec-from-result.js';
-import type { Store, UploadRow, UploadState } from '../store/index.js';
+import type { Store, UploadRow } from '../store/index.js';
 import { redact, sendUpload, type Outcome, type SendOptions, type UploadTarget } from './sender.js';
 
 /** The outbox's rows, kept by the store. */
@@ -23,16 +24,7 @@ export interface UploaderOptions {
   random?: () => number;
 }
 
-export interface UploadInfo {
-  uuid: string;
-  job: string;
-  state: UploadState;
-  attempts: number;
-  lastError: string | null;
-  nextAttempt: string | null;
-  updated: string;
-  dir: string;
-}
+export type { UploadInfo };
 
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
 

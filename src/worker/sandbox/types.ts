@@ -49,14 +49,9 @@ export interface Sandbox {
   destroy(): Promise<void>;
 }
 
-/** The sandbox could not be made, run or removed: not the build's fault, so the job is retried. */
-export class InfraError extends Error {
-  readonly code = 'SANDBOX_INFRA';
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'InfraError';
-  }
-}
+// InfraError (the sandbox could not be made, run or removed: the job is retried) lives with the
+// other error classes; re-exported here for the sandbox backends.
+export { InfraError } from '../../common/errors.js';
 
 export interface SandboxBackend {
   readonly name: string;

@@ -1,0 +1,121 @@
+// What the server answers to each request op, declared once. On the wire a reply is the `data`
+// of a `res` message and stays `unknown` to the frame checker (parse.ts): the server builds each
+// reply with these types (src/server/requests.ts and the upload handlers are annotated with
+// them), and the client's ClientSession.request(op) returns Replies[op]. Client and server come
+// from the same tree, so the contract is kept by the compiler, not re-checked per reply.
+import type { Period, Refusal, Request, RunResult, RunStats } from './messages.js';
+
+/** A job of the schedule (info's schedule, reschedule's answer). Times are ISO 8601 in UTC. */
+export interface JobInfo {
+  name: string;
+  kind: 'script' | 'orb';
+  platform: string | null;
+  package: string | null;
+  period: Period | null;
+  cron: string | null;
+  tz: string | null;
+  timeoutSec: number;
+  /** null: runs only by execute */
+  next: string | null;
+}
+
+/** A run, running or finished (history, observe of a finished run). */
+export interface RunInfo {
+  uuid: string;
+  job: string;
+  platform: string;
+  worker: string;
+  attempt: number;
+  started: string;
+  finished: string | null;
+  result: RunResult | null;
+  stats: RunStats;
+  refusals: Refusal[];
+  /** the stored result's directory, once stored */
+  dir: string | null;
+}
+
+export type RunningInfo = Pick<RunInfo, 'uuid' | 'job' | 'platform' | 'worker' | 'started'>;
+
+/** A connected worker. */
+export interface WorkerInfo {
+  name: string;
+  platform: string;
+  address: string;
+  capacity: number;
+  /** uuids of the runs it holds */
+  running: string[];
+  draining: boolean;
+  diskShort: boolean;
+  freePercent: number | null;
+  sandbox: string | null;
+  since: string;
+  dropped: boolean;
+}
+
+export interface Info {
+  schedule: JobInfo[];
+  /** platform -> job names, first due first (dropped platforms left out) */
+  queues: Record<string, string[]>;
+  running: RunningInfo[];
+  dropped: string[];
+  workers: WorkerInfo[];
+}
+
+export type UploadState = 'pending' | 'uploaded' | 'refused' | 'failed';
+
+/** A result in the upload outbox. */
+export interface UploadInfo {
+  uuid: string;
+  job: string;
+  state: UploadState;
+  attempts: number;
+  lastError: string | null;
+  /** only for pending uploads */
+  nextAttempt: string | null;
+  updated: string;
+  dir: string;
+}
+
+export interface UploadsReply {
+  /** builder-web's upload URL, without credentials */
+  url: string;
+  counts: Record<UploadState, number>;
+  /** at most this many uploads are listed */
+  limit: number;
+  uploads: UploadInfo[];
+}
+
+/** schedule and orb-build: the new job's next run, and the platforms it was queued on at once. */
+export interface Scheduled { name: string; next: string | null; queued: string[] }
+/** observe: a live run is streamed; a finished one is described. observe-latest is always live. */
+export type Observed = { uuid: string; live: true } | { uuid: string; live: false; run: RunInfo };
+
+/** The reply type of each request op. */
+export interface Replies {
+  schedule: Scheduled;
+  'orb-build': Scheduled;
+  unschedule: { name: string };
+  reschedule: JobInfo;
+  execute: { name: string; queued: string[] };
+  info: Info;
+  observe: Observed;
+  'observe-latest': { uuid: string; live: true };
+  'drop-platform': { platform: string; removedJobs: string[] };
+  'undrop-platform': { platform: string };
+  history: RunInfo[];
+  cancel: { uuid: string };
+  workers: WorkerInfo[];
+  drain: { worker: string; running: string[] };
+  uploads: UploadsReply;
+  'upload-retry': { queued: number };
+}
+
+export type Op = Request['op'];
+/** The reply to any request: what handleRequest returns. */
+export type Reply = Replies[Op];
+
+// every op has a reply type, and no reply type is left without its op
+type Exact<A, B> = [A] extends [B] ? ([B] extends [A] ? true : never) : never;
+const everyOp: Exact<keyof Replies, Op> = true;
+void everyOp;
