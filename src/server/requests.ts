@@ -60,8 +60,7 @@ function newJob(ctx: RequestContext, base: Omit<JobRow, 'next_run' | 'created' |
     // a new job runs at once, except jobs that only ever run by execute
     if (period !== 'never') for (const p of platformsFor(store, ctx.config.configDir, row)) if (store.enqueue(p, row.name)) queued.push(p);
   });
-  ctx.scheduler.tick();
-  for (const p of queued) ctx.coordinator.dispatch(p);
+  ctx.scheduler.changed(queued);
   return { name: row.name, next: row.next_run === null ? null : new Date(row.next_run).toISOString(), queued };
 }
 
@@ -106,7 +105,7 @@ export async function handleRequest(ctx: RequestContext, conn: Connection, req: 
     case 'unschedule': {
       if (!store.job(req.name)) refuse('NO_JOB', `no job named ${req.name}`);
       store.tx(() => store.deleteJob(req.name));
-      ctx.scheduler.tick();
+      ctx.scheduler.changed();
       return { name: req.name } satisfies Replies['unschedule'];
     }
     case 'reschedule': {
@@ -121,7 +120,7 @@ export async function handleRequest(ctx: RequestContext, conn: Connection, req: 
         : timingOf(job);
       const next = Date.parse(req.next);
       store.tx(() => store.setTiming(job.name, next, t.cron ? null : (t.period ?? 'daily'), t.cron ?? null, t.tz ?? null));
-      ctx.scheduler.tick();
+      ctx.scheduler.changed();
       return jobInfo(store.job(job.name)!);
     }
     case 'execute': {

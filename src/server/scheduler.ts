@@ -57,13 +57,20 @@ export class Scheduler {
     clearTimeout(this.timer);
   }
 
-  /** Called after any schedule change, so a new earliest run is honoured at once. */
-  tick(): void {
+  /**
+   * The one call after any schedule change: a new earliest run is honoured at once, and the
+   * platforms whose queues the change filled (`queued`) reach the dispatcher with those of due jobs.
+   */
+  changed(queued: Iterable<string> = []): void {
+    this.tick(new Set(queued));
+  }
+
+  tick(touchedBefore: ReadonlySet<string> = new Set()): void {
     if (this.stopped) return;
     clearTimeout(this.timer);
     const now = this.clock.now();
     try {
-      const touched = queueDue(this.store, this.configDir, now);
+      const touched = new Set([...touchedBefore, ...queueDue(this.store, this.configDir, now)]);
       if (touched.size > 0) this.onQueued(touched);
     } catch (err) {
       this.log.error('cannot queue due jobs', { error: (err as Error).message });
