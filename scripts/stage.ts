@@ -326,7 +326,8 @@ export function parseStageArgs(argv: string[]): StageOptions {
     else throw new Error(`stage: one DESTDIR only, got "${destdir}" and "${a}"`);
   }
   if (destdir === undefined) throw new Error('usage: npm run stage -- DESTDIR [--prefix PREFIX] [--system linux|freebsd]');
-  return { destdir: resolve(destdir), prefix: prefix ?? (system === 'freebsd' ? '/usr/local' : '/usr'), system, epoch: sourceDateEpoch() };
+  // npm runs scripts in the package root: a relative DESTDIR is meant from where npm was called.
+  return { destdir: resolve(process.env.INIT_CWD ?? process.cwd(), destdir), prefix: prefix ?? (system === 'freebsd' ? '/usr/local' : '/usr'), system, epoch: sourceDateEpoch() };
 }
 
 if (process.argv[1] !== undefined && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
