@@ -40,10 +40,11 @@ function installedSizeKiB(root: string): number {
   return Math.ceil(bytes / 1024);
 }
 
-export function buildDeb(epoch: number): string {
+/** Stages into DIR/deb-root and builds DIR/builder_VERSION_ARCH.deb; returns its path. */
+export function buildDeb(epoch: number, dir: string = packagesDir): string {
   const version = packageVersion();
   const arch = debArch();
-  const root = join(packagesDir, 'deb-root');
+  const root = join(dir, 'deb-root');
   stage({ destdir: root, prefix: '/usr', system: 'linux', epoch });
   const debian = join(root, 'DEBIAN');
   mkdirSync(debian);
@@ -77,7 +78,7 @@ Description: reproducible-build orchestrator: server, workers, client, inspector
   }
   chmodSync(debian, 0o755);
   for (const f of ['control', 'conffiles']) chmodSync(join(debian, f), 0o644);
-  const out = join(packagesDir, `builder_${version}_${arch}.deb`);
+  const out = join(dir, `builder_${version}_${arch}.deb`);
   rmSync(out, { force: true });
   run('dpkg-deb', ['--build', '--root-owner-group', '-Zxz', root, out], { ...process.env, SOURCE_DATE_EPOCH: String(epoch) });
   return out;
@@ -172,8 +173,8 @@ function stableJson(v: unknown): string {
   return `${JSON.stringify(sort(v), null, 2)}\n`;
 }
 
-export function buildFreebsd(epoch: number): string {
-  const dir = join(packagesDir, 'freebsd');
+/** Stages into DIR/root and writes DIR/+MANIFEST; returns the manifest's path. */
+export function buildFreebsd(epoch: number, dir: string = join(packagesDir, 'freebsd')): string {
   rmSync(dir, { recursive: true, force: true });
   const root = join(dir, 'root');
   stage({ destdir: root, prefix: '/usr/local', system: 'freebsd', epoch });
