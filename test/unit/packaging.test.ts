@@ -18,6 +18,11 @@ const repo = (...parts: string[]): string => join(root, ...parts);
 const systemdDir = repo('packaging', 'systemd');
 const rcDir = repo('packaging', 'freebsd', 'rc.d');
 const rcScripts = ['builder', 'builder_worker'].map((n) => join(rcDir, n));
+// Maintainer scripts of the .deb and the FreeBSD package's scripts: all run by /bin/sh.
+const pkgScripts = [
+  ...['postinst', 'prerm', 'postrm'].map((n) => repo('packaging', 'debian', n)),
+  ...['pkg-pre-install.sh', 'pkg-post-deinstall.sh'].map((n) => repo('packaging', 'freebsd', n)),
+];
 const bashScripts = [
   repo('.ci', 'run'),
   ...readdirSync(repo('test', 'env'))
@@ -141,75 +146,190 @@ test('sysusers and tmpfiles entries create builder (497) and /var/lib/builder 07
   }
 });
 
-test('shellcheck: rc.d scripts as sh, CI and test-environment scripts as bash', () => {
+test('shellcheck: rc.d and package scripts as sh, CI and test-environment scripts as bash', () => {
   if (!need('shellcheck', has('shellcheck'), 'apt-get install shellcheck')) return;
-  const sh = run('shellcheck', ['-s', 'sh', ...rcScripts]);
+  const sh = run('shellcheck', ['-s', 'sh', ...rcScripts, ...pkgScripts]);
   assert.is(sh.status, 0, `shellcheck -s sh rc.d:\n${output(sh)}`);
   const bash = run('shellcheck', ['-s', 'bash', ...bashScripts]);
   assert.is(bash.status, 0, `shellcheck -s bash:\n${output(bash)}`);
 });
 
-// A stand-in for FreeBSD's /etc/rc.subr, just enough to print the command line `start` runs:
-// rc_flags comes from ${name}_flags, start_precmd may change it, and rc.subr then runs
-// `$command $rc_flags $command_args` as ${name}_user.
+// A stand-in for FreeBSD's /etc/rc.subr and daemon(8), just enough to run start, stop and
+// status for real on Linux: rc_flags comes from ${name}_flags, start_precmd may change it, then
+// `$command $rc_flags $command_args` runs (as ${name}_user on FreeBSD). Each step is recorded in
+// $RC_LOG. The daemon stand-in records its arguments, starts the program in the background with
+// its output in the -o file and writes its pid to the -P file.
 const fakeRcSubr = `
 load_rc_config() { :; }
 warn() { echo "WARN: $*" >&2; }
 install() { :; }
+checkyesno() { eval "_v=\\\${$1}"; case "$_v" in [Yy][Ee][Ss]) return 0;; *) return 1;; esac; }
+_running() { [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; }
 run_rc_command() {
-  eval "rc_flags=\\$\${name}_flags"
-  eval "_user=\\$\${name}_user"
-  if [ -n "$start_precmd" ]; then $start_precmd || return 1; fi
-  echo "USER=\${_user:-root}"
-  echo "RUN=$command $rc_flags $command_args"
+  eval "rc_flags=\\\${\${name}_flags}"
+  eval "_user=\\\${\${name}_user}"
+  case "$1" in
+  start)
+    if ! checkyesno "$rcvar"; then echo "Cannot 'start' $name. Set $rcvar to YES"; return 1; fi
+    if _running; then echo "$name already running? (pid=$(cat "$pidfile"))."; return 1; fi
+    if [ -n "$start_precmd" ]; then $start_precmd || return 1; fi
+    echo "START $name user=\${_user:-root} $command $rc_flags $command_args" >> "$RC_LOG"
+    # shellcheck disable=SC2086
+    $command $rc_flags $command_args ;;
+  stop)
+    if ! _running; then echo "$name not running? (check $pidfile)."; return 1; fi
+    echo "STOP $name pid=$(cat "$pidfile")" >> "$RC_LOG"
+    kill "$(cat "$pidfile")"; rm -f "$pidfile" ;;
+  status)
+    if _running; then echo "$name is running as pid $(cat "$pidfile")."; else echo "$name is not running."; return 1; fi ;;
+  esac
 }
 `;
+const fakeDaemon = `#!/bin/sh
+pid= log=/dev/null
+while getopts rHP:o: o; do case $o in P) pid=$OPTARG;; o) log=$OPTARG;; *) ;; esac; done
+shift $((OPTIND - 1))
+"$@" >> "$log" 2>&1 &
+echo $! > "$pid"
+`;
 
-function rcStart(script: string, env: Record<string, string>): { status: number | null; out: string } {
+interface RcBox { dir: string; run(script: string, args: string[], env?: Record<string, string>): { status: number | null; out: string }; log(): string[] }
+
+/** The rc.d scripts patched to use the stand-ins, with /var/run and /var/log under a scratch dir. */
+function rcBox(): RcBox {
   const dir = scratch('rc');
-  try {
-    const subr = join(dir, 'rc.subr');
-    writeFileSync(subr, fakeRcSubr);
+  for (const d of ['run', 'log', 'run/builder']) mkdirSync(join(dir, d), { recursive: true });
+  writeFileSync(join(dir, 'rc.subr'), fakeRcSubr);
+  writeFileSync(join(dir, 'daemon'), fakeDaemon, { mode: 0o755 });
+  // The "worker": stays up until stopped, and says with which arguments it was started.
+  writeFileSync(join(dir, 'program'), '#!/bin/sh\necho "ARGS $*"\nexec sleep 60\n', { mode: 0o755 });
+  writeFileSync(join(dir, 'rc.log'), '');
+  for (const script of ['builder', 'builder_worker']) {
     const text = readFileSync(join(rcDir, script), 'utf8');
-    const patched = text.replace(/^\. \/etc\/rc\.subr$/m, `. ${subr}`);
+    const patched = text
+      .replace(/^\. \/etc\/rc\.subr$/m, `. ${join(dir, 'rc.subr')}`)
+      .replace(/^command=\/usr\/sbin\/daemon$/m, `command=${join(dir, 'daemon')}`)
+      .replace(/\/var\/run\//g, `${dir}/run/`)
+      .replace(/\/var\/log\//g, `${dir}/log/`);
     assert.is.not(patched, text, `${script} does not source /etc/rc.subr`);
-    writeFileSync(join(dir, script), patched);
-    const r = run('sh', [join(dir, script), 'start'], { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env } });
-    return { status: r.status, out: output(r) };
+    writeFileSync(join(dir, script), patched, { mode: 0o755 });
+  }
+  return {
+    dir,
+    run(script, args, env = {}) {
+      const r = run(join(dir, script), args, { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', RC_LOG: join(dir, 'rc.log'), ...env } });
+      return { status: r.status, out: output(r) };
+    },
+    log: () => readFileSync(join(dir, 'rc.log'), 'utf8').split('\n').filter((l) => l !== ''),
+  };
+}
+const startWords = (line: string | undefined): string[] => (line ?? '').split(/\s+/).slice(3);
+
+test('rc.d/builder starts daemon -r -H -P ... builder-server --dir /var/db/builder FLAGS as builder; status; stop', () => {
+  const box = rcBox();
+  try {
+    const env = { builder_enable: 'YES', builder_flags: '--ip 127.0.2.1 --port 1234', builder_program: join(box.dir, 'program') };
+    const r = box.run('builder', ['start'], env);
+    assert.is(r.status, 0, r.out);
+    const start = box.log()[0] ?? '';
+    assert.match(start, /^START builder user=builder /);
+    assert.equal(startWords(start), [
+      join(box.dir, 'daemon'), '-r', '-H', '-P', `${box.dir}/run/builder/builder.pid`, '-o', `${box.dir}/log/builder.log`,
+      join(box.dir, 'program'), '--dir', '/var/db/builder', '--ip', '127.0.2.1', '--port', '1234',
+    ]);
+    assert.match(box.run('builder', ['status'], env).out, /builder is running as pid \d+/);
+    assert.is(box.run('builder', ['stop'], env).status, 0);
+    const st = box.run('builder', ['status'], env);
+    assert.is.not(st.status, 0);
+    assert.match(st.out, /builder is not running/);
+    assert.is(box.run('builder', ['start'], { ...env, builder_enable: 'NO' }).status, 1, 'starts while not enabled');
+  } finally {
+    rmSync(box.dir, { recursive: true, force: true });
+  }
+});
+
+test('rc.d/builder_worker: one worker with --sandbox zfs-jail and its flags, as root; no platform, no start', () => {
+  const box = rcBox();
+  try {
+    const flags = '--zfs-snapshot zroot/poudriere/jails/14amd64@clean --jail-ips 127.0.2.2-127.0.2.254';
+    const env = { builder_worker_enable: 'YES', builder_worker_platform: 'freebsd-14-amd64', builder_worker_flags: flags, builder_worker_program: join(box.dir, 'program') };
+    const r = box.run('builder_worker', ['start'], env);
+    assert.is(r.status, 0, r.out);
+    const start = box.log()[0] ?? '';
+    assert.match(start, /^START builder_worker user=root /);
+    assert.equal(startWords(start), [
+      join(box.dir, 'daemon'), '-r', '-H', '-P', `${box.dir}/run/builder_worker.pid`, '-o', `${box.dir}/log/builder_worker.log`,
+      join(box.dir, 'program'), 'freebsd-14-amd64', '--remote', '127.0.2.1:1234', '--token-file', '/var/db/builder/token',
+      '--sandbox', 'zfs-jail', ...flags.split(' '),
+    ]);
+    assert.is(box.run('builder_worker', ['stop'], env).status, 0);
+    const missing = box.run('builder_worker', ['start'], { ...env, builder_worker_platform: '' });
+    assert.is.not(missing.status, 0, 'starting without builder_worker_platform must fail');
+    assert.match(missing.out, /builder_worker_platform/);
+  } finally {
+    rmSync(box.dir, { recursive: true, force: true });
+  }
+});
+
+test('rc.d/builder_worker profiles: each profile its own platform, flags, log and pid file; start, status and stop all or one', () => {
+  const box = rcBox();
+  try {
+    const env = {
+      builder_worker_enable: 'YES',
+      builder_worker_program: join(box.dir, 'program'),
+      builder_worker_flags: '--capacity 2',
+      builder_worker_profiles: 'fbsd14 deb12',
+      builder_worker_fbsd14_platform: 'freebsd-14-amd64',
+      builder_worker_fbsd14_flags: '--zfs-snapshot zroot/poudriere/jails/14amd64@clean',
+      builder_worker_deb12_platform: 'debian-12',
+      builder_worker_deb12_sandbox: 'process',
+      builder_worker_deb12_remote: '10.0.0.5:1234',
+    };
+    const r = box.run('builder_worker', ['start'], env);
+    assert.is(r.status, 0, r.out);
+    assert.match(r.out, /===> builder_worker profile: fbsd14\n[^]*===> builder_worker profile: deb12/);
+    const [a, b] = box.log();
+    assert.equal(startWords(a).slice(4, 7), [`${box.dir}/run/builder_worker_fbsd14.pid`, '-o', `${box.dir}/log/builder_worker_fbsd14.log`]);
+    assert.equal(startWords(a).slice(7), [join(box.dir, 'program'), 'freebsd-14-amd64', '--remote', '127.0.2.1:1234', '--token-file', '/var/db/builder/token',
+      '--sandbox', 'zfs-jail', '--zfs-snapshot', 'zroot/poudriere/jails/14amd64@clean']);
+    // deb12 has no flags of its own: the plain builder_worker_flags apply.
+    assert.equal(startWords(b).slice(7), [join(box.dir, 'program'), 'debian-12', '--remote', '10.0.0.5:1234', '--token-file', '/var/db/builder/token',
+      '--sandbox', 'process', '--capacity', '2']);
+    const status = box.run('builder_worker', ['status'], env);
+    assert.is(status.status, 0, status.out);
+    assert.is(status.out.match(/builder_worker is running as pid \d+/g)?.length, 2, status.out);
+    // One profile alone.
+    assert.is(box.run('builder_worker', ['stop', 'deb12'], env).status, 0);
+    assert.match(box.run('builder_worker', ['status', 'fbsd14'], env).out, /is running/);
+    const one = box.run('builder_worker', ['status', 'deb12'], env);
+    assert.is.not(one.status, 0);
+    assert.match(one.out, /is not running/);
+    assert.is.not(box.run('builder_worker', ['status'], env).status, 0, 'status of all must fail while one is down');
+    assert.is(box.run('builder_worker', ['stop', 'fbsd14'], env).status, 0);
+    assert.match(readFileSync(join(box.dir, 'log', 'builder_worker_fbsd14.log'), 'utf8'), /^ARGS freebsd-14-amd64 /m);
+    const bad = box.run('builder_worker', ['start', 'no-such'], env);
+    assert.is.not(bad.status, 0);
+    assert.match(bad.out, /profile names are letters, digits and _/);
+  } finally {
+    rmSync(box.dir, { recursive: true, force: true });
+  }
+});
+
+test('systemd-analyze security: the server unit stays at an exposure of 2.0 or less', () => {
+  if (!need('systemd-analyze', has('systemd-analyze'), 'apt-get install systemd')) return;
+  const dir = scratch('security');
+  try {
+    const text = readFileSync(join(systemdDir, 'builder.service'), 'utf8');
+    writeFileSync(join(dir, 'builder.service'), text.replace(/^(ExecStart=)\/usr\/bin\/builder-server\b/m, '$1/bin/true'));
+    const r = run('systemd-analyze', ['security', '--offline=true', '--no-pager', 'builder.service'], { cwd: dir, env: { ...process.env, SYSTEMD_PAGER: '', SYSTEMD_COLORS: '0' } });
+    const m = /Overall exposure level for builder\.service: (\d+(?:\.\d+)?)/.exec(output(r));
+    assert.ok(m, `no exposure level in:\n${output(r)}`);
+    const score = Number(m[1]);
+    console.log(`  builder.service exposure (systemd-analyze security): ${score}`);
+    assert.ok(score <= 2.0, `exposure ${score} is above 2.0:\n${output(r)}`);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
-}
-const words = (out: string): string[] =>
-  (out.split('\n').find((l) => l.startsWith('RUN=')) ?? '').slice(4).trim().split(/\s+/);
-
-test('rc.d/builder starts daemon -r -P ... builder-server --dir /var/db/builder FLAGS as builder', () => {
-  const r = rcStart('builder', { builder_flags: '--ip 127.0.2.1 --port 1234', builder_program: '/bin/true' });
-  assert.is(r.status, 0, r.out);
-  assert.match(r.out, /^USER=builder$/m);
-  assert.equal(words(r.out), [
-    '/usr/sbin/daemon', '-r', '-P', '/var/run/builder/builder.pid', '-o', '/var/log/builder.log',
-    '/bin/true', '--dir', '/var/db/builder', '--ip', '127.0.2.1', '--port', '1234',
-  ]);
-});
-
-test('rc.d/builder_worker starts the worker with --sandbox zfs-jail and its flags, as root', () => {
-  const flags = '--zfs-snapshot zroot/poudriere/jails/14amd64@clean --jail-ips 127.0.2.2-127.0.2.254';
-  const r = rcStart('builder_worker', {
-    builder_worker_platform: 'freebsd-14-amd64',
-    builder_worker_flags: flags,
-    builder_worker_program: '/bin/true',
-  });
-  assert.is(r.status, 0, r.out);
-  assert.match(r.out, /^USER=root$/m);
-  assert.equal(words(r.out), [
-    '/usr/sbin/daemon', '-r', '-P', '/var/run/builder_worker.pid', '-o', '/var/log/builder_worker.log',
-    '/bin/true', 'freebsd-14-amd64', '--remote', '127.0.2.1:1234', '--token-file', '/var/db/builder/token',
-    '--sandbox', 'zfs-jail', ...flags.split(' '),
-  ]);
-  const missing = rcStart('builder_worker', { builder_worker_program: '/bin/true' });
-  assert.is.not(missing.status, 0, 'starting without builder_worker_platform must fail');
-  assert.match(missing.out, /builder_worker_platform/);
 });
 
 test.run();
