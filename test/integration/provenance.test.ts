@@ -192,4 +192,21 @@ t('docker: the statement names the image and its engine id as a resolved depende
   assert.is(verified.status, 0, verified.out);
 }));
 
+const btrfsMount = process.env.BUILDER_TEST_BTRFS ?? '/var/tmp/builder-btrfs';
+
+t('btrfs-ns: the statement names the base snapshot the run was cloned from', withTimeout(60_000, async () => {
+  const base = join(btrfsMount, 'base@clean');
+  if (!need(`btrfs at ${btrfsMount}`, process.getuid?.() === 0 && /ro=true/.test(sh('btrfs', ['property', 'get', '-ts', base, 'ro'])),
+    'run test/env/setup-btrfs.sh as root')) return;
+  const server = await h.server();
+  h.worker(server, 'bb', ['--sandbox', 'btrfs-ns', '--btrfs-base', base, '--name', 'prov-snap']);
+  assert.is((await h.client(server, ['schedule', 'snap', 'bb', h.script('b', 'echo snapped > a.txt\n')])).code, 0);
+  const run = await finished(server, 'snap');
+  assert.equal(run.result, { kind: 'exited', code: 0 });
+  const s = statementOf(readEnvelope(run.dir));
+  assert.equal(s.predicate.buildDefinition.internalParameters.sandbox, { kind: 'btrfs-ns', snapshot: base });
+  assert.equal(s.subject, [{ name: 'a.txt', digest: { sha256: sha('snapped\n') } }]);
+  assert.is((await h.inspect([run.dir, '--verify-provenance', await publicKey(server)])).code, 0);
+}));
+
 t.run();
