@@ -1,15 +1,16 @@
-// `npm run bench`: prints ONE JSON object on stdout, {core, sandboxes, upload, parse, machine}; progress
+// `npm run bench`: prints ONE JSON object on stdout, {core, sandboxes, upload, parse, repro, machine}; progress
 // goes to stderr. A part that is missing or fails is reported as {error: message} and the others
 // still run.
 //   node dist/bench/run.js                      every part
 //   node dist/bench/run.js core sandboxes       some parts
 //   node dist/bench/run.js core:firstLine core:rss   some figures of core
 // core parts: firstLine, jobsPerSecond, schedule, rss. parse: frame decode+check per second.
+// repro: the server's cost of completing a run with 50 x 1 MiB artifacts, provenance on vs off.
 import { cpus, totalmem } from 'node:os';
 import { errorMessage } from '../src/common/errors.js';
 import { CORE_PARTS, benchCore, type CorePart } from './core.js';
 
-const PARTS = ['core', 'sandboxes', 'upload', 'parse'] as const;
+const PARTS = ['core', 'sandboxes', 'upload', 'parse', 'repro'] as const;
 type Part = (typeof PARTS)[number];
 
 const USAGE = `usage: node dist/bench/run.js [PART...]
@@ -82,6 +83,10 @@ async function main(): Promise<void> {
   if (parts.has('parse')) {
     progress('parse');
     out.parse = await optional('./parse.js', 'benchParse');
+  }
+  if (parts.has('repro')) {
+    progress('repro');
+    out.repro = await optional('./repro.js', 'benchRepro');
   }
   const cpu = cpus();
   out.machine = {

@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // builder-inspect: reads one build result, stored by builder-server (results/<job>/<uuid>/) or
 // in builder-web's form (a `full` file, an upload body), and shows or extracts its parts.
-// Exit status: 0 done, 1 a bad file (or an artifact refused by --output), 2 usage errors.
+// Exit status: 0 done, 1 a bad file (or an artifact refused by --output, or provenance that does
+// not verify), 2 usage errors.
 import { createWriteStream } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { Readable } from 'node:stream';
@@ -10,6 +11,7 @@ import { parseArgs } from '../common/args.js';
 import { BuilderError, UsageError } from '../common/errors.js';
 import { runMain } from '../common/run-main.js';
 import { writeArtifacts } from './output.js';
+import { provenanceText, verifyProvenance } from './provenance.js';
 import { findResult, openSource, type Source } from './source.js';
 
 const USAGE = `usage: builder-inspect PATH [options]
@@ -29,6 +31,12 @@ options:
                    curl --data-binary @FILE https://user:pass@host/upload
                    (curl 7 loads @FILE into memory and refuses 1 GiB and more: then use
                    curl -X POST -T FILE -H 'Expect:' https://user:pass@host/upload)
+  --provenance     the signed provenance statement (in-toto Statement v1, SLSA Provenance v1)
+                   from provenance.json, as JSON; shown as stored, not verified
+  --verify-provenance KEYFILE
+                   check provenance.json's signature with the public key in KEYFILE (what
+                   builder-server --print-public-key prints) and that every artifact on disk
+                   matches the statement; one line per problem, exit 1 if there is any
   --dir STATEDIR   find the result UUID in the server's state directory
   --help           this text`;
 
@@ -68,8 +76,8 @@ async function exportTo(s: Source, file: string): Promise<number> {
 
 async function main(argv: string[]): Promise<number> {
   const args = parseArgs(argv, {
-    values: ['output', 'export', 'dir'],
-    booleans: ['console', 'script', 'job', 'json', 'help'],
+    values: ['output', 'export', 'dir', 'verify-provenance'],
+    booleans: ['console', 'script', 'job', 'json', 'provenance', 'help'],
   });
   if (args.booleans.has('help')) {
     console.log(USAGE);
@@ -90,7 +98,9 @@ async function main(argv: string[]): Promise<number> {
   }
   const source = await openSource(path);
   const b = args.booleans;
-  const acting = ['console', 'script', 'job', 'json'].some((f) => b.has(f)) || args.values.output !== undefined || args.values.export !== undefined;
+  const verifyKey = args.values['verify-provenance'];
+  const acting = ['console', 'script', 'job', 'json', 'provenance'].some((f) => b.has(f)) || args.values.output !== undefined ||
+    args.values.export !== undefined || verifyKey !== undefined;
 
   if (b.has('json')) await write(JSON.stringify(source.json(), null, 2) + '\n');
   else if (b.has('job') || !acting) await write(jobText(source));
@@ -98,7 +108,18 @@ async function main(argv: string[]): Promise<number> {
   if (b.has('console')) {
     for (const [ms, line] of await source.console()) await write(Buffer.concat([linePrefix(ms), line, Buffer.from('\n')]));
   }
+  if (b.has('provenance')) await write(await provenanceText(source));
   let status = 0;
+  if (verifyKey !== undefined) {
+    const check = await verifyProvenance(source, verifyKey);
+    for (const problem of check.problems) await write(`${problem}\n`);
+    if (check.problems.length > 0) {
+      process.stderr.write(`builder-inspect: provenance does not verify (${check.problems.length} problem${check.problems.length === 1 ? '' : 's'})\n`);
+      status = 1;
+    } else {
+      await write(`${check.summary}\n`);
+    }
+  }
   if (args.values.output !== undefined) {
     const report = await writeArtifacts(args.values.output, source.artifacts);
     for (const r of report.refused) process.stderr.write(`builder-inspect: refused artifact ${JSON.stringify(r.path)}: ${r.reason}\n`);

@@ -106,9 +106,16 @@ const output = record({ t: literal('output'), uuid: str, seq: int, lines: arrayO
 const artifactStart = record({ t: literal('artifact'), uuid: str, path: str, size: int, mode: int });
 const chunk = record({ t: literal('chunk'), uuid: str, data: bytes });
 const artifactEnd = record({ t: literal('artifact-end'), uuid: str, sha256: str });
+/**
+ * What the run ran in, for its provenance: the backend's kind, and for docker the image name and
+ * its engine id (sha256:...), for btrfs-ns the base snapshot's path, for zfs-jail the snapshot.
+ */
+const sandboxDescription = record({ kind: str, image: opt(str), imageDigest: opt(str), snapshot: opt(str) });
+export type SandboxDescription = Infer<typeof sandboxDescription>;
 /** worker -> server: the run is over and all its artifacts were sent */
 const finished = record({
   t: literal('finished'), uuid: str, result: runResult, lastSeq: int, stats: runStats, refusals: arrayOf(refusal), artifacts: int,
+  sandbox: opt(sandboxDescription),
 });
 /** server -> worker: the result is stored durably; the worker may forget the run */
 const ack = record({ t: literal('ack'), uuid: str });

@@ -38,8 +38,10 @@ export interface ProvenanceInput {
   scriptSha256: string;
   /** set for orb-build (templated) jobs */
   template?: { path: string; sha256: string; opamPackage?: string | undefined } | undefined;
-  sourceDateEpoch: number;
-  sandbox: SandboxInfo;
+  /** absent for runs of jobs stored before SOURCE_DATE_EPOCH was per job */
+  sourceDateEpoch?: number | undefined;
+  /** absent when the worker never described it (a run lost or cancelled before it reported) */
+  sandbox?: SandboxInfo | undefined;
   startedOn: Date;
   finishedOn: Date;
   /** the run's result as stored (e.g. { kind: 'exited', code: 0 }) */
@@ -91,24 +93,29 @@ export function buildStatement(input: ProvenanceInput): ProvenanceStatement {
     job: input.job,
     platform: input.platform,
     script: { sha256: input.scriptSha256 },
-    sourceDateEpoch: input.sourceDateEpoch,
   };
+  if (input.sourceDateEpoch !== undefined) externalParameters.sourceDateEpoch = input.sourceDateEpoch;
   if (input.template) {
     externalParameters.template = { path: input.template.path, sha256: input.template.sha256 };
     if (input.template.opamPackage !== undefined) externalParameters.opamPackage = input.template.opamPackage;
   }
-  const sandbox: Record<string, string> = { kind: input.sandbox.kind };
-  if (input.sandbox.image !== undefined) sandbox.image = input.sandbox.image;
-  if (input.sandbox.imageDigest !== undefined) sandbox.imageDigest = input.sandbox.imageDigest;
-  if (input.sandbox.snapshot !== undefined) sandbox.snapshot = input.sandbox.snapshot;
+  const internalParameters: Record<string, unknown> = {};
   const resolvedDependencies: ResourceDescriptor[] = [];
-  if (input.sandbox.imageDigest?.startsWith('sha256:')) {
-    resolvedDependencies.push({
-      name: 'sandbox-image',
-      ...(input.sandbox.image !== undefined ? { uri: `docker-image:${input.sandbox.image}` } : {}),
-      digest: { sha256: input.sandbox.imageDigest.slice('sha256:'.length) },
-    });
+  if (input.sandbox) {
+    const sandbox: Record<string, string> = { kind: input.sandbox.kind };
+    if (input.sandbox.image !== undefined) sandbox.image = input.sandbox.image;
+    if (input.sandbox.imageDigest !== undefined) sandbox.imageDigest = input.sandbox.imageDigest;
+    if (input.sandbox.snapshot !== undefined) sandbox.snapshot = input.sandbox.snapshot;
+    internalParameters.sandbox = sandbox;
+    if (input.sandbox.imageDigest?.startsWith('sha256:')) {
+      resolvedDependencies.push({
+        name: 'sandbox-image',
+        ...(input.sandbox.image !== undefined ? { uri: `docker-image:${input.sandbox.image}` } : {}),
+        digest: { sha256: input.sandbox.imageDigest.slice('sha256:'.length) },
+      });
+    }
   }
+  internalParameters.worker = input.worker;
   return {
     _type: STATEMENT_TYPE,
     subject,
@@ -117,7 +124,7 @@ export function buildStatement(input: ProvenanceInput): ProvenanceStatement {
       buildDefinition: {
         buildType: BUILD_TYPE,
         externalParameters,
-        internalParameters: { sandbox, worker: input.worker },
+        internalParameters,
         resolvedDependencies,
       },
       runDetails: {

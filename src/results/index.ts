@@ -4,6 +4,9 @@
 //   script         the script the run executed
 //   run.json       RunMeta: times, worker, result, stats, refusals, artifacts with size and sha256
 //   artifacts/PATH the artifacts, each checked against its size and sha256 on arrival
+//   provenance.json the server's signed statement of how the artifacts were made (a DSSE
+//                  envelope around an in-toto Statement with a SLSA Provenance v1 predicate);
+//                  absent when the server runs with --no-provenance
 //
 // The contract: a result directory is either complete or absent. Artifacts stream into
 // DIR/incoming/<uuid>/artifacts/ while the run goes on; when the run ends, console, script and
@@ -12,5 +15,5 @@
 // finds everything it lists; anything left under incoming/ after a crash is a run that never
 // finished and is never read.
 export type { ArtifactRow, ConsoleRow, RunMeta } from './types.js';
-export { consoleFileLine, incomingDir, resultDir, writeResult } from './write.js';
+export { consoleFileLine, incomingDir, PROVENANCE_FILE, resultDir, writeResult, type ResultExtras } from './write.js';
 export { parseConsole, readConsole, readMeta } from './read.js';

@@ -1,6 +1,6 @@
 // The stored result's types: what run.json holds and the rows it is written from. The store
 // keeps artifacts and console lines in these shapes too, so a row goes to disk unconverted.
-import type { Refusal, RunResult, RunStats } from '../protocol/messages.js';
+import type { Refusal, RunResult, RunStats, SandboxDescription } from '../protocol/messages.js';
 
 /** One artifact as stored: its path under artifacts/, and what was checked on arrival. */
 export interface ArtifactRow { path: string; size: number; mode: number; sha256: string }
@@ -21,4 +21,6 @@ export interface RunMeta {
   stats: RunStats;
   refusals: Refusal[];
   artifacts: ArtifactRow[];
+  /** what the run ran in, as its worker described it (absent when it never reported one) */
+  sandbox?: SandboxDescription;
 }

@@ -14,15 +14,28 @@ export function consoleFileLine(ms: number, data: Buffer): Buffer {
   return Buffer.concat([Buffer.from(`${ms} `), data, Buffer.from('\n')]);
 }
 
+/** The signed provenance of the run (a DSSE envelope), beside run.json. */
+export const PROVENANCE_FILE = 'provenance.json';
+
+export interface ResultExtras {
+  /**
+   * Made from meta and script once they are final; written into the incoming directory before the
+   * rename, so a result never exists without its provenance. Undefined: none (--no-provenance).
+   */
+  provenance?: ((meta: RunMeta, script: string) => object | undefined) | undefined;
+}
+
 /**
- * Adds console, script and run.json to the run's incoming directory (whose artifacts/ the
- * server filled as they arrived) and renames it to results/<job>/<uuid>; returns that path.
+ * Adds console, script and run.json (and provenance.json) to the run's incoming directory (whose
+ * artifacts/ the server filled as they arrived) and renames it to results/<job>/<uuid>; returns
+ * that path.
  */
 export async function writeResult(
   stateDir: string,
   meta: RunMeta,
   script: string,
   lines: Iterable<ConsoleRow>,
+  extras: ResultExtras = {},
 ): Promise<string> {
   const staging = incomingDir(stateDir, meta.uuid);
   await mkdir(staging, { recursive: true });
@@ -34,6 +47,8 @@ export async function writeResult(
   await once(out, 'close');
   await writeFile(join(staging, 'script'), script);
   await writeFile(join(staging, 'run.json'), JSON.stringify(meta, null, 2) + '\n');
+  const provenance = extras.provenance?.(meta, script);
+  if (provenance !== undefined) await writeFile(join(staging, PROVENANCE_FILE), JSON.stringify(provenance, null, 2) + '\n');
   const final = resultDir(stateDir, meta.job, meta.uuid);
   await mkdir(join(stateDir, 'results', meta.job), { recursive: true });
   await rm(final, { recursive: true, force: true });

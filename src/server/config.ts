@@ -16,4 +16,6 @@ export interface ServerConfig {
   /** attempts for a job whose runs fail for infrastructure reasons */
   readonly maxAttempts: number;
   readonly retryBackoffMs: number;
+  /** false with --no-provenance: no signing key is made and no provenance.json written (absent: on) */
+  readonly provenance?: boolean;
 }

@@ -8,6 +8,7 @@
 // so the whole coordinator runs in-process in tests with an in-memory store and a fake clock.
 import type { Logger } from '../common/log.js';
 import type { ArtifactEnd, ArtifactStart, Chunk, Finished, HeldRun, Output } from '../protocol/messages.js';
+import type { Attester } from './attest.js';
 import { systemClock, type ServerClock } from './clock.js';
 import type { ServerConfig } from './config.js';
 import { Dispatcher } from './dispatch.js';
@@ -25,6 +26,8 @@ export interface CoordinatorOptions {
   /** whether finished builds go into the upload outbox (--upload) */
   uploads?: boolean;
   clock?: ServerClock;
+  /** signs each stored run's provenance (none without it: --no-provenance, in-process tests) */
+  attester?: Attester | undefined;
 }
 
 export class Coordinator {
@@ -37,7 +40,9 @@ export class Coordinator {
     this.events = opts.events ?? new ServerEvents(log);
     const clock = opts.clock ?? systemClock;
     this.observing = new Observing(store);
-    this.ledger = new RunLedger({ store, config, log, clock, events: this.events, observing: this.observing, uploads: opts.uploads ?? false });
+    this.ledger = new RunLedger({
+      store, config, log, clock, events: this.events, observing: this.observing, uploads: opts.uploads ?? false, attester: opts.attester,
+    });
     this.dispatcher = new Dispatcher({ store, config, log, clock, events: this.events, ledger: this.ledger, observing: this.observing });
   }
 

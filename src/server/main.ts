@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 // builder-server: the schedule, the queues and the result store.
+import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { intFlag, parseArgs } from '../common/args.js';
 import { UsageError } from '../common/errors.js';
@@ -8,6 +9,8 @@ import { DEFAULT_HOST, DEFAULT_PORT, defaultConfigDir, defaultStateDir } from '.
 import { runMain } from '../common/run-main.js';
 import { DEFAULT_MAX_FRAME } from '../protocol/framing.js';
 import type { ServerConfig } from './config.js';
+import { publicKeyPemOf } from '../provenance/key.js';
+import { signingKeyDir } from './attest.js';
 import { startServer } from './server.js';
 
 const USAGE = `usage: builder-server [options]
@@ -28,16 +31,26 @@ options:
   --max-frame BYTES    largest protocol frame accepted (default ${DEFAULT_MAX_FRAME})
   --max-attempts N     attempts for jobs failing for infrastructure reasons (default 3)
   --retry-backoff SECONDS  first delay before such a retry, doubled each time (default 10)
+  --no-provenance      do not sign and store provenance.json with each result
+  --print-public-key   print the public key that signs provenance (PEM) and exit; the key pair
+                       is made on first start next to the token (provenance-key.pem, mode 0600)
   --help               this text`;
 
 /** The configuration, or undefined after --help. */
 function configFrom(argv: string[]): ServerConfig | undefined {
   const args = parseArgs(argv, {
     values: ['dir', 'config-dir', 'ip', 'port', 'token-file', 'upload', 'upload-backoff', 'lease', 'timeout', 'max-frame', 'max-attempts', 'retry-backoff'],
-    booleans: ['help'],
+    booleans: ['help', 'no-provenance', 'print-public-key'],
   });
   if (args.booleans.has('help')) {
     console.log(USAGE);
+    return undefined;
+  }
+  if (args.booleans.has('print-public-key')) {
+    const stateDir = resolve(args.values.dir ?? defaultStateDir());
+    const keyDir = signingKeyDir(stateDir, args.values['token-file']);
+    mkdirSync(keyDir, { recursive: true, mode: 0o700 });
+    process.stdout.write(publicKeyPemOf(keyDir));
     return undefined;
   }
   if (args.positionals.length > 0) throw new UsageError(`unexpected argument "${args.positionals[0]}"`);
@@ -66,6 +79,7 @@ function configFrom(argv: string[]): ServerConfig | undefined {
     timeoutSec: intFlag(args, 'timeout', 3600, 1),
     maxAttempts: intFlag(args, 'max-attempts', 3, 1),
     retryBackoffMs: intFlag(args, 'retry-backoff', 10, 0) * 1000,
+    provenance: !args.booleans.has('no-provenance'),
   });
 }
 

@@ -6,9 +6,10 @@
 import type { Logger } from '../common/log.js';
 import { errorMessage } from '../common/errors.js';
 import { describeResult } from '../protocol/describe.js';
-import type { ArtifactEnd, ArtifactStart, Chunk, Finished, HeldRun, Output, RunResult } from '../protocol/messages.js';
+import type { ArtifactEnd, ArtifactStart, Chunk, Finished, HeldRun, Output, RunResult, SandboxDescription } from '../protocol/messages.js';
 import { isUploadable } from '../builder-web/exec-from-result.js';
 import { incomingDir, writeResult, type RunMeta } from '../results/index.js';
+import type { Attester, BuildInputs } from './attest.js';
 import type { ServerClock, TimerHandle } from './clock.js';
 import type { ServerConfig } from './config.js';
 import type { ServerEvents } from './events.js';
@@ -34,9 +35,14 @@ export interface LiveRun {
   deadline: TimerHandle | undefined;
   incoming: IncomingArtifacts;
   finishing: boolean;
+  /**
+   * What the run's provenance names besides its script (template, SOURCE_DATE_EPOCH), when the
+   * dispatcher knows it; SOURCE_DATE_EPOCH is otherwise taken from the job's row at the end.
+   */
+  buildInputs?: BuildInputs | undefined;
 }
 
-export type NewRun = Pick<LiveRun, 'uuid' | 'job' | 'script' | 'attempt' | 'timeoutSec' | 'started'>;
+export type NewRun = Pick<LiveRun, 'uuid' | 'job' | 'script' | 'attempt' | 'timeoutSec' | 'started' | 'buildInputs'>;
 
 export interface LedgerParts {
   store: Store;
@@ -47,6 +53,8 @@ export interface LedgerParts {
   observing: Observing;
   /** whether finished builds go into the upload outbox (--upload) */
   uploads: boolean;
+  /** signs each stored run's provenance; undefined with --no-provenance */
+  attester?: Attester | undefined;
 }
 
 const isInfra = (r: RunResult): boolean => r.kind === 'failed' && r.infra;
@@ -190,7 +198,7 @@ export class RunLedger {
     if (run.incoming.stored.length + run.incoming.refusals.length < msg.artifacts) {
       refusals.push({ path: '*', reason: `worker announced ${msg.artifacts} artifacts, ${run.incoming.stored.length} arrived` });
     }
-    await this.complete(run, msg.result, msg.stats, refusals, { ackTo: w });
+    await this.complete(run, msg.result, msg.stats, refusals, { ackTo: w, sandbox: msg.sandbox });
   }
 
   /** A user's cancel: the worker kills the run; a run without a worker ends here. */
@@ -210,7 +218,7 @@ export class RunLedger {
    */
   private async complete(
     run: LiveRun, result: RunResult, stats: Finished['stats'], refusals: Finished['refusals'],
-    { retryAtOnce = false, ackTo }: { retryAtOnce?: boolean; ackTo?: WorkerSession } = {},
+    { retryAtOnce = false, ackTo, sandbox }: { retryAtOnce?: boolean; ackTo?: WorkerSession; sandbox?: SandboxDescription | undefined } = {},
   ): Promise<void> {
     if (run.finishing) return;
     run.finishing = true;
@@ -220,11 +228,11 @@ export class RunLedger {
     const meta: RunMeta = {
       uuid: run.uuid, job: run.job, platform: run.platform, worker: run.workerName, attempt: run.attempt,
       started: new Date(run.started).toISOString(), finished: new Date(finished).toISOString(),
-      result, stats, refusals, artifacts: run.incoming.stored,
+      result, stats, refusals, artifacts: run.incoming.stored, ...(sandbox ? { sandbox } : {}),
     };
     let dir: string | null = null;
     try {
-      dir = await writeResult(this.config.stateDir, meta, run.script, this.store.lines(run.uuid));
+      dir = await writeResult(this.config.stateDir, meta, run.script, this.store.lines(run.uuid), { provenance: this.provenanceOf(run) });
     } catch (err) {
       // the database row still records the result; the files are what could not be written
       this.log.error('cannot write result files', { run: run.uuid, job: run.job, error: errorMessage(err) });
@@ -254,6 +262,22 @@ export class RunLedger {
       uuid: run.uuid, job: run.job, platform: run.platform, worker: run.workerName, attempt: run.attempt,
       result, finished, dir, retried: retry,
     });
+  }
+
+  /** Signs the run's provenance when the result is written; a failure costs the provenance only. */
+  private provenanceOf(run: LiveRun): ((meta: RunMeta, script: string) => object | undefined) | undefined {
+    const attester = this.parts.attester;
+    if (!attester) return undefined;
+    return (meta, script) => {
+      try {
+        const inputs: BuildInputs = { ...run.buildInputs };
+        inputs.sourceDateEpoch ??= sourceDateEpochOf(this.store.job(run.job));
+        return attester.envelope(meta, script, inputs);
+      } catch (err) {
+        this.log.error('cannot sign the run\'s provenance; its result is stored without it', { run: run.uuid, job: run.job, error: errorMessage(err) });
+        return undefined;
+      }
+    };
   }
 
   private startLease(run: LiveRun): void {
@@ -286,4 +310,13 @@ export class RunLedger {
       incoming: new IncomingArtifacts(incomingDir(this.config.stateDir, row.uuid)), finishing: false,
     };
   }
+}
+
+/**
+ * The job's SOURCE_DATE_EPOCH when its row has one: the column comes with per-job build
+ * environments (jobs.source_date_epoch), so older schemas and rows without it give undefined.
+ */
+function sourceDateEpochOf(row: object | undefined): number | undefined {
+  const value = (row as { source_date_epoch?: unknown } | undefined)?.source_date_epoch;
+  return typeof value === 'number' && Number.isSafeInteger(value) ? value : undefined;
 }

@@ -9,6 +9,7 @@ import { serverToken } from '../common/token.js';
 import { Connection } from '../protocol/connection.js';
 import { serveClient } from './client-handler.js';
 import type { ServerConfig } from './config.js';
+import { attesterFor, signingKeyDir } from './attest.js';
 import { Coordinator } from './coordinator.js';
 import { handshake } from './handshake.js';
 import type { RequestContext } from './requests.js';
@@ -35,6 +36,9 @@ export async function startServer(config: ServerConfig, log: Logger): Promise<Ru
   mkdirSync(config.stateDir, { recursive: true, mode: 0o700 });
   const { token, file: tokenFile, created } = serverToken(config.stateDir, config.tokenFile);
   if (created) log.info('created a new token', { file: tokenFile });
+  const serverName = `builder-server@${hostname()}`;
+  const attester = config.provenance === false ? undefined : attesterFor(signingKeyDir(config.stateDir, config.tokenFile), `urn:builder:server:${hostname()}`);
+  if (attester?.created) log.info('created a new provenance signing key', { file: attester.key.privateKeyFile, public: attester.key.publicKeyFile });
   const store = openStore(join(config.stateDir, 'state.db'));
   const events = new ServerEvents(log);
   const uploader = config.upload === undefined ? undefined : new Uploader(store.uploads, {
@@ -44,11 +48,10 @@ export async function startServer(config: ServerConfig, log: Logger): Promise<Ru
   }, log);
   // the coordinator writes the outbox row with the finished run; this only wakes the sender
   if (uploader) events.on('run:finished', () => uploader.wake());
-  const coordinator = new Coordinator(store, config, log, { events, uploads: uploader !== undefined });
+  const coordinator = new Coordinator(store, config, log, { events, uploads: uploader !== undefined, attester });
   coordinator.recover();
   const scheduler = new Scheduler(store, config.configDir, (platforms) => platforms.forEach((p) => coordinator.dispatch(p)), log);
   const ctx: RequestContext = { store, coordinator, scheduler, config, uploader };
-  const serverName = `builder-server@${hostname()}`;
   const connections = new Set<Connection>();
 
   const server: Server = createServer((socket) => {

@@ -4,7 +4,7 @@
 // teardown included: removing the sandbox is the caller's decision (the uplink keeps it
 // until the server has acknowledged the result).
 import { errorMessage } from '../common/errors.js';
-import type { Job, Refusal, RunResult, RunStats } from '../protocol/messages.js';
+import type { Job, Refusal, RunResult, RunStats, SandboxDescription } from '../protocol/messages.js';
 import { LineSplitter } from './line-splitter.js';
 import type { ArtifactFile, Sandbox, SandboxBackend } from './sandbox/types.js';
 
@@ -20,6 +20,8 @@ export interface Ending {
   stats: RunStats;
   artifacts: ArtifactFile[];
   refusals: Refusal[];
+  /** what the run ran in (for provenance); undefined when no sandbox was made */
+  sandbox?: SandboxDescription;
 }
 
 export interface RunOutcome extends Ending {
@@ -54,7 +56,8 @@ export async function runJob({ backend, job, limits, signal, onLine }: RunOption
 
   let sandbox: Sandbox | undefined;
   const teardown = (): (() => Promise<void>) | undefined => (sandbox ? () => sandbox!.destroy() : undefined);
-  const ended = (e: Ending): RunOutcome => ({ ...e, teardown: teardown() });
+  let described: SandboxDescription | undefined;
+  const ended = (e: Ending): RunOutcome => ({ ...e, ...(described ? { sandbox: described } : {}), teardown: teardown() });
   // whatever goes wrong outside the script itself is the sandbox's fault, not the build's
   const infra = (err: unknown): RunOutcome =>
     ended({ result: { kind: 'failed', message: errorMessage(err), infra: true }, stats: {}, artifacts: [], refusals: [] });
@@ -78,6 +81,8 @@ export async function runJob({ backend, job, limits, signal, onLine }: RunOption
     } catch (err) {
       return infra(err);
     }
+    // described before the run, so it names what the job started from, whatever the job does
+    described = await describeSandbox(sandbox, backend.name);
     if (stopReason) return ended({ result: stopReason, stats: {}, artifacts: [], refusals: [] });
 
     const armSilence = (): void => {
@@ -110,5 +115,15 @@ export async function runJob({ backend, job, limits, signal, onLine }: RunOption
     clearTimeout(deadline);
     clearTimeout(silence);
     signal.removeEventListener('abort', onAbort);
+  }
+}
+
+/** The sandbox's own description; failing to get one costs the provenance detail, not the run. */
+async function describeSandbox(sandbox: Sandbox, kind: string): Promise<SandboxDescription> {
+  if (!sandbox.describe) return { kind };
+  try {
+    return await sandbox.describe();
+  } catch {
+    return { kind };
   }
 }

@@ -252,6 +252,7 @@ export class Uplink {
     conn.send({
       t: 'finished', uuid: h.uuid, result: ending.result, lastSeq: h.nextSeq - 1, stats: ending.stats,
       refusals: [...ending.refusals, ...readErrors], artifacts: ending.artifacts.length,
+      ...(ending.sandbox ? { sandbox: ending.sandbox } : {}),
     });
   }
 

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import type { Logger } from '../../src/common/log.js';
 import type { HeldRun, Message, RunResult } from '../../src/protocol/messages.js';
 import type { ServerConfig } from '../../src/server/config.js';
-import { Coordinator } from '../../src/server/coordinator.js';
+import { Coordinator, type CoordinatorOptions } from '../../src/server/coordinator.js';
 import { ServerEvents, type EventMap } from '../../src/server/events.js';
 import type { ObserverPort } from '../../src/server/port.js';
 import { openStore, type Store } from '../../src/server/store/index.js';
@@ -50,13 +50,14 @@ export class Rig {
   readonly config: ServerConfig;
   readonly coordinator: Coordinator;
 
-  constructor(over: Partial<ServerConfig> = {}) {
+  /** `opts`: what the coordinator gets besides its store, clock and events (e.g. an attester) */
+  constructor(over: Partial<ServerConfig> = {}, opts: Pick<CoordinatorOptions, 'attester'> = {}) {
     this.config = Object.freeze({
       stateDir: this.dir, configDir: join(this.dir, 'config'), host: '127.0.0.1', port: 0, tokenFile: undefined,
       upload: undefined, uploadBackoffMs: 1000, maxFrame: 1 << 20, leaseMs: 30_000, timeoutSec: 3600,
       maxAttempts: 3, retryBackoffMs: 10_000, ...over,
     });
-    this.coordinator = new Coordinator(this.store, this.config, quiet, { events: this.events, clock: this.clock });
+    this.coordinator = new Coordinator(this.store, this.config, quiet, { ...opts, events: this.events, clock: this.clock });
   }
 
   /** A script job on platform p, queued. */

@@ -6,7 +6,7 @@ import { dirname, join } from 'node:path';
 import { checkBase, createSnapshot, deleteSnapshot, listSnapshots } from './btrfs-snapshot.js';
 import { collectDir } from './collect-dir.js';
 import { ensureDevTemplate, hasOwnDev, runInNamespaces } from './namespaces.js';
-import type { BackendContext, BackendFactory, JobSpec, RunHandle, Sandbox, SandboxBackend } from './types.js';
+import type { BackendContext, BackendFactory, JobSpec, RunHandle, Sandbox, SandboxBackend, SandboxDescription } from './types.js';
 import { InfraError } from './types.js';
 
 /** at the snapshot's root, outside /work: never collected, and not writable by the job */
@@ -44,6 +44,10 @@ class BtrfsNsSandbox implements Sandbox {
 
   collect() {
     return collectDir(join(this.id, 'work'));
+  }
+
+  async describe(): Promise<SandboxDescription> {
+    return { kind: 'btrfs-ns', snapshot: this.opts.base };
   }
 
   async destroy(): Promise<void> {

@@ -26,7 +26,7 @@ import type {
   SandboxBackend,
 } from './types.js';
 import { InfraError } from './types.js';
-import type { RunStats } from '../../protocol/messages.js';
+import type { RunStats, SandboxDescription } from '../../protocol/messages.js';
 
 /** outside /work, so the script is never collected as an artifact */
 const SCRIPT = '/.builder-script';
@@ -159,6 +159,19 @@ class DockerSandbox implements Sandbox {
       },
     };
     return this.handle;
+  }
+
+  /**
+   * The image the container was made from: its name and the engine's id for it (sha256 of the
+   * image config), read from the container itself, so a tag moved meanwhile cannot mislead.
+   */
+  async describe(): Promise<SandboxDescription> {
+    const { data } = await this.api.json<{ Image?: string; Config?: { Image?: string } }>('GET', `/containers/${this.id}/json`);
+    return {
+      kind: 'docker',
+      ...(data?.Config?.Image ? { image: data.Config.Image } : {}),
+      ...(data?.Image ? { imageDigest: data.Image } : {}),
+    };
   }
 
   async collect(): Promise<ArtifactSet> {

@@ -1,7 +1,7 @@
 // The contract every sandbox backend fulfils. A backend makes one Sandbox per job; the runner
 // (src/worker/runner.ts) owns line splitting, timeouts and reporting, so backends only create,
 // run, collect and destroy.
-import type { RunResult, RunStats, Refusal } from '../../protocol/messages.js';
+import type { RunResult, RunStats, Refusal, SandboxDescription } from '../../protocol/messages.js';
 
 export interface JobSpec {
   uuid: string;
@@ -47,6 +47,11 @@ export interface Sandbox {
   collect(): Promise<ArtifactSet>;
   /** removes every trace; must succeed after a kill, after a failed start, and when called twice */
   destroy(): Promise<void>;
+  /**
+   * What the job runs in, for the run's provenance (image and its digest, base snapshot). A
+   * backend without it is described by its name alone.
+   */
+  describe?(): Promise<SandboxDescription>;
 }
 
 // InfraError (the sandbox could not be made, run or removed: the job is retried) lives with the
@@ -88,4 +93,4 @@ export interface BackendFactory {
   create(options: Readonly<Record<string, string>>, ctx: BackendContext): SandboxBackend;
 }
 
-export type { RunResult };
+export type { RunResult, SandboxDescription };

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { collectDir } from './collect-dir.js';
 import { execInJail, listJails, removeJail, startJail, unmountDevfs } from './jail.js';
 import { cloneMountpoint, createClone, destroyClone, listClones } from './zfs-clone.js';
-import type { BackendContext, BackendFactory, JobSpec, RunHandle, Sandbox, SandboxBackend } from './types.js';
+import type { BackendContext, BackendFactory, JobSpec, RunHandle, Sandbox, SandboxBackend, SandboxDescription } from './types.js';
 import { InfraError } from './types.js';
 
 /** at the clone's root, outside /work: never collected */
@@ -52,6 +52,10 @@ class ZfsJailSandbox implements Sandbox {
     private readonly opts: ZfsJailOptions,
     private readonly release: () => void,
   ) {}
+
+  async describe(): Promise<SandboxDescription> {
+    return { kind: 'zfs-jail', snapshot: this.opts.snapshot };
+  }
 
   markJail(): void {
     this.jailUp = true;
