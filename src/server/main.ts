@@ -9,8 +9,12 @@ import { runMain } from '../common/run-main.js';
 import { DEFAULT_MAX_FRAME } from '../protocol/framing.js';
 import type { ServerConfig } from './config.js';
 import { startServer } from './server.js';
+import { offlineCommand } from './offline-commands.js';
 
 const USAGE = `usage: builder-server [options]
+       builder-server backup FILE [--dir DIR] [--with-results]
+       builder-server restore FILE --dir DIR [--results DIR]
+       builder-server import-original OLD_STATEDIR --dir DIR [--merge]
 
 Keeps the build schedule and per-platform queues, hands jobs to workers and stores every result.
 
@@ -78,8 +82,11 @@ function secondsFlag(raw: string | undefined, name: string, fallback: number): n
 }
 
 async function main(): Promise<number | void> {
+  const argv = process.argv.slice(2);
+  const offline = await offlineCommand(argv[0]);
+  if (offline) return offline(argv.slice(1));
   const log = makeLogger('builder-server');
-  const config = configFrom(process.argv.slice(2));
+  const config = configFrom(argv);
   if (config === undefined) return 0;
   const server = await startServer(config, log);
   let stopping = false;
