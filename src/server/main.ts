@@ -12,8 +12,12 @@ import type { ServerConfig } from './config.js';
 import { publicKeyPemOf } from '../provenance/key.js';
 import { signingKeyDir } from './attest.js';
 import { startServer } from './server.js';
+import { offlineCommand } from './offline-commands.js';
 
 const USAGE = `usage: builder-server [options]
+       builder-server backup FILE [--dir DIR] [--with-results]
+       builder-server restore FILE --dir DIR [--results DIR]
+       builder-server import-original OLD_STATEDIR --dir DIR [--merge]
 
 Keeps the build schedule and per-platform queues, hands jobs to workers and stores every result.
 
@@ -92,8 +96,11 @@ function secondsFlag(raw: string | undefined, name: string, fallback: number): n
 }
 
 async function main(): Promise<number | void> {
+  const argv = process.argv.slice(2);
+  const offline = await offlineCommand(argv[0]);
+  if (offline) return offline(argv.slice(1));
   const log = makeLogger('builder-server');
-  const config = configFrom(process.argv.slice(2));
+  const config = configFrom(argv);
   if (config === undefined) return 0;
   const server = await startServer(config, log);
   let stopping = false;

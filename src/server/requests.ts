@@ -24,7 +24,7 @@ export interface RequestContext {
   uploader: Uploader | undefined;
 }
 
-const PACKAGE = /^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$/;
+export const PACKAGE = /^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$/;
 const MAX_TIMEOUT_SEC = 7 * 86_400;
 
 const refuse = (code: ErrorCode, message: string): never => {

@@ -41,6 +41,7 @@ export function jobStatements(db: Database.Database) {
     orbJobs: db.prepare<[], JobRow>("SELECT * FROM jobs WHERE kind = 'orb'"),
     platformScriptJobs: db.prepare<[string], { name: string }>("SELECT name FROM jobs WHERE kind = 'script' AND platform = ?"),
     removePlatformScriptJobs: db.prepare<[string]>("DELETE FROM jobs WHERE kind = 'script' AND platform = ?"),
+    jobCount: db.prepare<[], { n: number }>('SELECT COUNT(*) AS n FROM jobs'),
     platform: db.prepare<[string], PlatformRow>('SELECT * FROM platforms WHERE name = ?'),
     platforms: db.prepare<[], PlatformRow>('SELECT * FROM platforms ORDER BY name'),
     addPlatform: db.prepare<[string]>('INSERT OR IGNORE INTO platforms (name) VALUES (?)'),
@@ -49,6 +50,7 @@ export function jobStatements(db: Database.Database) {
   return {
     job: (name: string) => q.job.get(name),
     jobs: () => q.jobs.all(),
+    jobCount: () => q.jobCount.get()!.n,
     insertJob: (row: JobRow) => void q.insertJob.run(row),
     /** the job row only; Store.deleteJob also takes it out of its queues */
     removeJob: (name: string) => void q.removeJob.run(name),

@@ -59,6 +59,8 @@ export function runStatements(db: Database.Database) {
       'INSERT OR REPLACE INTO artifacts (uuid, path, size, mode, sha256) VALUES (?, ?, ?, ?, ?)',
     ),
     artifacts: db.prepare<[string], ArtifactRow>('SELECT path, size, mode, sha256 FROM artifacts WHERE uuid = ? ORDER BY path'),
+    // results/<job>/<uuid> under the given state directory, as src/results/ names it
+    relocate: db.prepare<[string]>("UPDATE runs SET dir = ? || '/results/' || job || '/' || uuid WHERE dir IS NOT NULL"),
   };
   return {
     insertRun: (row: Pick<RunRow, 'uuid' | 'job' | 'platform' | 'worker' | 'script' | 'attempt' | 'timeout_sec' | 'started'>) =>
@@ -91,5 +93,7 @@ export function runStatements(db: Database.Database) {
     lines: (uuid: string) => q.lines.all(uuid),
     lastSeq: (uuid: string) => q.lastSeq.get(uuid)?.s ?? -1,
     artifacts: (uuid: string) => q.artifacts.all(uuid),
+    /** every stored result's dir, under `stateDir` (no trailing slash); returns how many */
+    relocateResults: (stateDir: string): number => q.relocate.run(stateDir).changes,
   };
 }

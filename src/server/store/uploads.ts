@@ -51,6 +51,7 @@ export function uploadStatements(db: Database.Database) {
        ORDER BY created DESC, rowid DESC LIMIT ?`,
     ),
     counts: db.prepare<[], { state: UploadState; n: number }>('SELECT state, COUNT(*) AS n FROM uploads GROUP BY state'),
+    relocate: db.prepare<[string]>("UPDATE uploads SET dir = ? || '/results/' || job || '/' || uuid"),
   };
   return {
     /** Queues a run for upload; false when it was queued before (its state is kept). */
@@ -68,6 +69,8 @@ export function uploadStatements(db: Database.Database) {
     /** Every pending row waiting for a retry becomes due now (builder-web is back). */
     requeueWaiting: (now: number): number => q.requeueWaiting.run(now, now).changes,
     list: (problemsOnly: boolean) => (problemsOnly ? q.listProblems : q.list).all(UPLOAD_LIST_LIMIT),
+    /** every row's dir, under `stateDir` (no trailing slash); returns how many */
+    relocate: (stateDir: string): number => q.relocate.run(stateDir).changes,
     counts: (): Record<UploadState, number> => {
       const c: Record<UploadState, number> = { pending: 0, uploaded: 0, refused: 0, failed: 0 };
       for (const row of q.counts.all()) c[row.state] = row.n;
