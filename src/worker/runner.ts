@@ -2,6 +2,7 @@
 // no-output limit, the output cap and cancellation live here once, for every backend.
 import { errorMessage } from '../common/errors.js';
 import type { Job, RunResult } from '../protocol/messages.js';
+import { buildEnv } from './build-env.js';
 import type { Ending, HeldRun } from './held-run.js';
 import { LineSplitter } from './line-splitter.js';
 import type { SandboxBackend } from './sandbox/types.js';
@@ -46,8 +47,18 @@ export async function runJob(backend: SandboxBackend, job: Job, held: HeldRun, l
   };
   held.cancel = (reason) => stop({ kind: 'cancelled', reason });
 
+  // SOURCE_DATE_EPOCH and the job's own variables (secrets) come with the job from servers
+  // speaking protocol version 2 on; buildEnv() checks them and fills in for older servers
+  const sent = job as { sourceDateEpoch?: number; env?: Record<string, string> };
+  let env: Record<string, string>;
   try {
-    held.sandbox = await backend.prepare({ uuid: job.uuid, name: job.name, platform: job.platform, script: job.script });
+    env = buildEnv({ ...job, sourceDateEpoch: sent.sourceDateEpoch, extraEnv: sent.env }, t0);
+  } catch (err) {
+    // the same job would fail the same way on any worker: the build's fault, not retried
+    return { result: { kind: 'failed', message: errorMessage(err), infra: false }, stats: {}, artifacts: [], refusals: [] };
+  }
+  try {
+    held.sandbox = await backend.prepare({ uuid: job.uuid, name: job.name, platform: job.platform, script: job.script, env });
   } catch (err) {
     return infra(err);
   }

@@ -26,6 +26,7 @@ class BtrfsNsSandbox implements Sandbox {
     readonly id: string,
     private readonly opts: BtrfsNsOptions,
     private readonly devTemplate: string | undefined,
+    private readonly env: Readonly<Record<string, string>>,
   ) {}
 
   async start(onOutput: (chunk: Buffer) => void): Promise<RunHandle> {
@@ -34,6 +35,7 @@ class BtrfsNsSandbox implements Sandbox {
         root: this.id,
         script: SCRIPT,
         user: `${this.opts.uid}:${this.opts.gid}`,
+        env: this.env,
         hostNetwork: this.opts.hostNetwork,
         ...(this.devTemplate ? { devTemplate: this.devTemplate } : {}),
       },
@@ -92,7 +94,7 @@ export class BtrfsNsBackend implements SandboxBackend {
           throw err;
         });
       }
-      return new BtrfsNsSandbox(path, this.opts, dev);
+      return new BtrfsNsSandbox(path, this.opts, dev, job.env);
     } catch (err) {
       await deleteSnapshot(path).catch(() => undefined);
       throw new InfraError(`cannot prepare snapshot ${path}: ${(err as Error).message}`, { cause: err });

@@ -51,6 +51,7 @@ class ZfsJailSandbox implements Sandbox {
     private readonly root: string | undefined,
     private readonly opts: ZfsJailOptions,
     private readonly release: () => void,
+    private readonly env: Readonly<Record<string, string>>,
   ) {}
 
   markJail(): void {
@@ -58,7 +59,7 @@ class ZfsJailSandbox implements Sandbox {
   }
 
   async start(onOutput: (chunk: Buffer) => void): Promise<RunHandle> {
-    const h = await execInJail(this.jailName, this.opts.user, SCRIPT, onOutput);
+    const h = await execInJail(this.jailName, this.opts.user, SCRIPT, this.env, onOutput);
     // the script's end ends the jail: what it left running (even outside its process group)
     // must not touch the clone while its artifacts are read
     const done = h.done.then(async (r) => {
@@ -132,11 +133,11 @@ export class ZfsJailBackend implements SandboxBackend {
     this.inUse.add(ip);
     const dataset = `${this.opts.parent}/${this.prefix}${job.uuid}`;
     const release = () => this.inUse.delete(ip);
-    let sandbox = new ZfsJailSandbox(dataset, undefined, this.opts, release);
+    let sandbox = new ZfsJailSandbox(dataset, undefined, this.opts, release, job.env);
     try {
       await createClone(this.opts.snapshot, dataset);
       const root = await cloneMountpoint(dataset);
-      sandbox = new ZfsJailSandbox(dataset, root, this.opts, release);
+      sandbox = new ZfsJailSandbox(dataset, root, this.opts, release, job.env);
       await mkdir(join(root, 'etc'), { recursive: true });
       await copyFile(this.opts.resolvConf, join(root, 'etc/resolv.conf'));
       const [uid, gid] = await uidOf(root, this.opts.user);
