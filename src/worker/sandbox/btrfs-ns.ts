@@ -86,6 +86,8 @@ export class BtrfsNsBackend implements SandboxBackend {
       await mkdir(join(path, 'proc'), { recursive: true });
       await mkdir(join(path, 'dev'), { recursive: true });
       await writeFile(join(path, SCRIPT), job.script, { mode: 0o644 });
+      // readable by the job's user whatever the worker's own umask (writeFile's mode is masked by it)
+      await chmod(join(path, SCRIPT), 0o644);
       let dev: string | undefined;
       if (!(await hasOwnDev(path))) {
         this.devTemplate ??= ensureDevTemplate(join(this.opts.dir, '.builder-dev'));

@@ -3,7 +3,7 @@
 // devfs (jail.ts); the script run inside as an unprivileged user; artifacts read from the
 // clone; then the jail removed, devfs unmounted and the clone destroyed — also when any step
 // before failed.
-import { chown, copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { chmod, chown, copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { collectDir } from './collect-dir.js';
 import { execInJail, listJails, removeJail, startJail, unmountDevfs } from './jail.js';
@@ -144,6 +144,8 @@ export class ZfsJailBackend implements SandboxBackend {
       await mkdir(join(root, 'work'), { recursive: true, mode: 0o755 });
       await chown(join(root, 'work'), uid, gid);
       await writeFile(join(root, SCRIPT), job.script, { mode: 0o644 });
+      // readable by the job's user whatever the worker's own umask (writeFile's mode is masked by it)
+      await chmod(join(root, SCRIPT), 0o644);
       await startJail({ name: sandbox.jailName, root, hostname: sandbox.jailName, ip, iface: this.opts.iface });
       sandbox.markJail();
       return sandbox;
