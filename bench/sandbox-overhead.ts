@@ -8,6 +8,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
+import { buildEnv } from '../src/worker/build-env.js';
 import { btrfsNsBackend } from '../src/worker/sandbox/btrfs-ns.js';
 import { dockerBackend } from '../src/worker/sandbox/docker.js';
 import type { SandboxBackend } from '../src/worker/sandbox/types.js';
@@ -38,7 +39,8 @@ async function timeMs(f: () => Promise<unknown>): Promise<number[]> {
 }
 
 async function oneJob(backend: SandboxBackend): Promise<void> {
-  const sb = await backend.prepare({ uuid: randomUUID(), name: 'bench', platform: 'bench', script: 'true\n' });
+  const uuid = randomUUID();
+  const sb = await backend.prepare({ uuid, name: 'bench', platform: 'bench', script: 'true\n', env: buildEnv({ uuid, name: 'bench', platform: 'bench' }) });
   try {
     const h = await sb.start(() => undefined);
     await h.done;

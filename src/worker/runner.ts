@@ -5,6 +5,7 @@
 // until the server has acknowledged the result).
 import { errorMessage } from '../common/errors.js';
 import type { Job, Refusal, RunResult, RunStats, SandboxDescription } from '../protocol/messages.js';
+import { buildEnv } from './build-env.js';
 import { LineSplitter } from './line-splitter.js';
 import type { ArtifactFile, Sandbox, SandboxBackend } from './sandbox/types.js';
 
@@ -73,11 +74,22 @@ export async function runJob({ backend, job, limits, signal, onLine }: RunOption
   if (signal.aborted) onAbort();
   else signal.addEventListener('abort', onAbort, { once: true });
 
+  // SOURCE_DATE_EPOCH and the job's own variables (secrets) come with the job; buildEnv() checks
+  // them and fills in SOURCE_DATE_EPOCH for a server that sends none
+  let env: Record<string, string>;
+  try {
+    const sent = job as { sourceDateEpoch?: number; env?: Record<string, string> };
+    env = buildEnv({ ...job, sourceDateEpoch: sent.sourceDateEpoch, extraEnv: sent.env }, Date.now());
+  } catch (err) {
+    // the same job would fail the same way on any worker: the build's fault, not retried
+    return ended({ result: { kind: 'failed', message: errorMessage(err), infra: false }, stats: {}, artifacts: [], refusals: [] });
+  }
+
   let silence: NodeJS.Timeout | undefined;
   let deadline: NodeJS.Timeout | undefined;
   try {
     try {
-      sandbox = await backend.prepare({ uuid: job.uuid, name: job.name, platform: job.platform, script: job.script });
+      sandbox = await backend.prepare({ uuid: job.uuid, name: job.name, platform: job.platform, script: job.script, env });
     } catch (err) {
       return infra(err);
     }

@@ -8,6 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { btrfsNsBackend } from '../../src/worker/sandbox/btrfs-ns.js';
+import { buildEnv } from '../../src/worker/build-env.js';
 import { InfraError } from '../../src/worker/sandbox/types.js';
 import type { JobSpec, Sandbox, SandboxBackend } from '../../src/worker/sandbox/types.js';
 import { need } from '../helpers/env.js';
@@ -25,7 +26,8 @@ const workDir = mkdtempSync(join(tmpdir(), 'builder-btrfs-test-'));
 const workerId = `t${process.pid}`;
 const backend = (opts: Record<string, string> = {}, id = workerId): SandboxBackend =>
   btrfsNsBackend.create({ 'btrfs-base': base, ...opts }, { workerId, workDir, log: () => undefined, ...(id ? { workerId: id } : {}) });
-const job = (script: string): JobSpec => ({ uuid: randomUUID(), name: 'j', platform: 'linux', script });
+const job = (script: string, uuid = randomUUID()): JobSpec =>
+  ({ uuid, name: 'j', platform: 'linux', script, env: buildEnv({ uuid, name: 'j', platform: 'linux' }) });
 const snapshots = (id = workerId) => readdirSync(mnt).filter((n) => n.startsWith(`builder-${id}-`));
 const ready = () => need(`btrfs at ${mnt}`, available, 'run test/env/setup-btrfs.sh as root (or set BUILDER_TEST_BTRFS)');
 

@@ -8,6 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { dockerBackend } from '../../src/worker/sandbox/docker.js';
+import { buildEnv } from '../../src/worker/build-env.js';
 import { InfraError } from '../../src/worker/sandbox/types.js';
 import type { JobSpec, Sandbox, SandboxBackend } from '../../src/worker/sandbox/types.js';
 import { need } from '../helpers/env.js';
@@ -30,7 +31,8 @@ const workerId = `t${process.pid}`;
 
 const backend = (opts: Record<string, string> = {}, id = workerId): SandboxBackend =>
   dockerBackend.create({ image: BUSYBOX, ...opts }, { workerId: id, workDir, log: () => undefined });
-const job = (script: string): JobSpec => ({ uuid: randomUUID(), name: 'j', platform: 'linux', script });
+const job = (script: string, uuid = randomUUID()): JobSpec =>
+  ({ uuid, name: 'j', platform: 'linux', script, env: buildEnv({ uuid, name: 'j', platform: 'linux' }) });
 const containers = (label: string): string[] =>
   execFileSync('docker', ['ps', '-aq', '--filter', `label=${label}`]).toString().split('\n').filter(Boolean);
 

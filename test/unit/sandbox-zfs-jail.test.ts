@@ -9,6 +9,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { buildEnv } from '../../src/worker/build-env.js';
 import { InfraError } from '../../src/worker/sandbox/types.js';
 import type { JobSpec, SandboxBackend } from '../../src/worker/sandbox/types.js';
 import { expandRange, zfsJailBackend } from '../../src/worker/sandbox/zfs-jail.js';
@@ -49,7 +50,8 @@ const backend = (workerId = 'w1'): SandboxBackend =>
     { workerId, workDir: T, log: () => undefined },
   );
 
-const job = (uuid: string, script: string): JobSpec => ({ uuid, name: 'j', platform: 'freebsd-14', script });
+const job = (uuid: string, script: string): JobSpec =>
+  ({ uuid, name: 'j', platform: 'freebsd-14', script, env: buildEnv({ uuid, name: 'j', platform: 'freebsd-14', sourceDateEpoch: 1700000000 }) });
 const commands = (): string[] => readFileSync(log, 'utf8').split('\n').filter(Boolean);
 const ds = (uuid: string, w = 'w1') => `zroot/jails/builder-${w}-${uuid}`;
 const mnt = (uuid: string, w = 'w1') => join(state, 'mnt', ds(uuid, w));
@@ -60,7 +62,10 @@ function expectedRun(uuid: string, ip = '127.0.2.2'): string[] {
     `zfs clone ${SNAP} ${ds(uuid)}`,
     `zfs get -H -o value mountpoint ${ds(uuid)}`,
     `jail -c name=${j} path=${mnt(uuid)} host.hostname=${j} interface=orb ip4.addr=${ip} mount.devfs persist`,
-    `jexec -l -U builder -d /work ${j} /bin/sh /.builder-script`,
+    // exactly the job's environment (the login class's is dropped by env -i), umask 022 first
+    `jexec -l -U builder -d /work ${j} /usr/bin/env -i SOURCE_DATE_EPOCH=1700000000 TZ=UTC LC_ALL=C.UTF-8 LANG=C.UTF-8 ` +
+      `PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/tmp BUILDER_JOB=j BUILDER_PLATFORM=freebsd-14 ` +
+      `BUILDER_UUID=${uuid} /bin/sh -c umask 022; exec /bin/sh "$0" /.builder-script`,
     `jail -r ${j}`,
     `umount -f ${mnt(uuid)}/dev`,
     `zfs destroy -rf ${ds(uuid)}`,

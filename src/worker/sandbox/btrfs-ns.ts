@@ -26,6 +26,7 @@ class BtrfsNsSandbox implements Sandbox {
     readonly id: string,
     private readonly opts: BtrfsNsOptions,
     private readonly devTemplate: string | undefined,
+    private readonly env: Readonly<Record<string, string>>,
   ) {}
 
   async start(onOutput: (chunk: Buffer) => void): Promise<RunHandle> {
@@ -34,6 +35,7 @@ class BtrfsNsSandbox implements Sandbox {
         root: this.id,
         script: SCRIPT,
         user: `${this.opts.uid}:${this.opts.gid}`,
+        env: this.env,
         hostNetwork: this.opts.hostNetwork,
         ...(this.devTemplate ? { devTemplate: this.devTemplate } : {}),
       },
@@ -88,6 +90,8 @@ export class BtrfsNsBackend implements SandboxBackend {
       await mkdir(join(path, 'proc'), { recursive: true });
       await mkdir(join(path, 'dev'), { recursive: true });
       await writeFile(join(path, SCRIPT), job.script, { mode: 0o644 });
+      // readable by the job's user whatever the worker's own umask (writeFile's mode is masked by it)
+      await chmod(join(path, SCRIPT), 0o644);
       let dev: string | undefined;
       if (!(await hasOwnDev(path))) {
         this.devTemplate ??= ensureDevTemplate(join(this.opts.dir, '.builder-dev'));
@@ -96,7 +100,7 @@ export class BtrfsNsBackend implements SandboxBackend {
           throw err;
         });
       }
-      return new BtrfsNsSandbox(path, this.opts, dev);
+      return new BtrfsNsSandbox(path, this.opts, dev, job.env);
     } catch (err) {
       await deleteSnapshot(path).catch(() => undefined);
       throw new InfraError(`cannot prepare snapshot ${path}: ${(err as Error).message}`, { cause: err });

@@ -12,6 +12,7 @@
 // 8-byte frame header) and pin an API version (1.41, Docker 20.10; newer engines accept it).
 import { readFile, mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { ENV_NAME, UMASK } from '../build-env.js';
 import { collectDir } from './collect-dir.js';
 import { DockerApi, demux, readAll } from './docker-api.js';
 import { extractTar, tarOf } from './tar-extract.js';
@@ -99,6 +100,19 @@ function sampleCgroup(id: string, everyMs = 250): { stop(): Promise<RunStats> } 
       return { peakMemoryBytes: peak, cpuMs: Math.round(cpuMs) };
     },
   };
+}
+
+/**
+ * The image's ENV lines and the engine's own additions (HOSTNAME always, HOME and PATH when
+ * not given) would reach the script beside the job's variables, so the script starts from an
+ * empty environment with only the job's. Their values come from the container's Env, so they
+ * are in no command line that `docker inspect` shows; only their names are written into one.
+ */
+function jobEnvPrelude(env: Readonly<Record<string, string>>): string {
+  const bad = Object.keys(env).find((k) => !ENV_NAME.test(k));
+  if (bad !== undefined) throw new InfraError(`environment variable name "${bad}" cannot be given to a container`);
+  const keep = Object.keys(env).map((k) => `${k}="$${k}"`).join(' ');
+  return `umask ${UMASK}; exec env -i ${keep}`;
 }
 
 /** Docker reports a process killed by signal N as exit code 128+N, as shells do. */
@@ -232,7 +246,8 @@ export class DockerBackend implements SandboxBackend {
     const config: Record<string, unknown> = {
       Image: o.image,
       // stderr into stdout inside the container, so both keep their relative order
-      Cmd: ['/bin/sh', '-c', `exec 2>&1; exec /bin/sh ${SCRIPT}`],
+      Cmd: ['/bin/sh', '-c', `exec 2>&1; ${jobEnvPrelude(job.env)} /bin/sh ${SCRIPT}`],
+      Env: Object.entries(job.env).map(([k, v]) => `${k}=${v}`),
       WorkingDir: '/work',
       AttachStdout: true,
       AttachStderr: true,

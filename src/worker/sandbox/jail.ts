@@ -1,6 +1,7 @@
 // The FreeBSD isolation piece of zfs-jail: a persistent jail on a root directory, the script
 // run in it with jexec as an unprivileged user, and the jail's removal. The root's life cycle is
 // not done here (see zfs-clone.ts).
+import { UMASK } from '../build-env.js';
 import { runTool, toolStderr } from './run-tool.js';
 import { spawnGroup } from './spawn-group.js';
 import type { RunHandle } from './types.js';
@@ -30,10 +31,20 @@ export async function startJail(j: JailSpec): Promise<void> {
 
 /**
  * Runs the script in the jail: -l for a clean environment (nothing of the worker's reaches the
- * job), -U for a user of the jail's own passwd, -d for the working directory.
+ * job), -U for a user of the jail's own passwd, -d for the working directory. -l still adds
+ * the login class's variables (and its umask), so `env -i` then starts the script with exactly
+ * the job's environment. Its values are on env's command line only until env execs the shell.
  */
-export function execInJail(name: string, user: string, script: string, onOutput: (chunk: Buffer) => void): Promise<RunHandle> {
-  return spawnGroup({ file: 'jexec', args: ['-l', '-U', user, '-d', '/work', name, '/bin/sh', script], cwd: '/' }, onOutput);
+export function execInJail(
+  name: string,
+  user: string,
+  script: string,
+  env: Readonly<Record<string, string>>,
+  onOutput: (chunk: Buffer) => void,
+): Promise<RunHandle> {
+  const vars = Object.entries(env).map(([k, v]) => `${k}=${v}`);
+  const run = ['/usr/bin/env', '-i', ...vars, '/bin/sh', '-c', `umask ${UMASK}; exec /bin/sh "$0"`, script];
+  return spawnGroup({ file: 'jexec', args: ['-l', '-U', user, '-d', '/work', name, ...run], cwd: '/' }, onOutput);
 }
 
 /** removes the jail, which kills every process left in it; a jail that is gone is fine */

@@ -11,6 +11,7 @@
 // including daemons that left our process group.
 import { lstat, mkdir, rename, rm, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
+import { UMASK } from '../build-env.js';
 import { runTool } from './run-tool.js';
 import { spawnGroup } from './spawn-group.js';
 import type { ExitStatus, RunHandle } from './types.js';
@@ -22,6 +23,8 @@ export interface NamespaceRun {
   script: string;
   /** UID:GID the script runs as */
   user: string;
+  /** exactly the script's environment (build-env.ts); nothing of the worker's is added */
+  env: Readonly<Record<string, string>>;
   /** false: a new network namespace with only a loopback device that is down */
   hostNetwork: boolean;
   hostname?: string;
@@ -63,8 +66,6 @@ export async function ensureDevTemplate(dir: string): Promise<string> {
   return dir;
 }
 
-const PATH = '/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin';
-
 /** the arguments after `unshare`: exported so the benchmark can time the bare equivalent */
 export function unshareArgs(run: NamespaceRun): string[] {
   // /dev: the root's own when it has one (checked by the caller), else a read-only bind of a
@@ -78,7 +79,9 @@ export function unshareArgs(run: NamespaceRun): string[] {
     // signal, which is not the job's output; the job gets the real stderr back (fd 3) in a
     // subshell, because dash prints that message with the command's own redirections applied
     'exec 3>&2 2>/dev/null; ' +
-    '(exec 2>&3 3>&-; exec chroot --userspec="$2" "$3" /bin/sh -c \'cd /work && exec /bin/sh "$0"\' "$4"); s=$?; exit $s';
+    // the cd's OLDPWD is the wrapper's, not the job's; the umask comes before the script's first line
+    '(exec 2>&3 3>&-; exec chroot --userspec="$2" "$3" /bin/sh -c ' +
+    `'umask ${UMASK} && cd /work && unset OLDPWD && exec /bin/sh "$0"' "$4"); s=$?; exit $s`;
   return [
     '--mount',
     '--pid',
@@ -112,8 +115,8 @@ export function statusFromShell(status: ExitStatus): ExitStatus {
 }
 
 export async function runInNamespaces(run: NamespaceRun, onOutput: (chunk: Buffer) => void): Promise<RunHandle> {
-  // nothing of the worker's environment (tokens, paths) reaches the job
-  const env = { PATH, HOME: '/work', LANG: 'C.UTF-8', TMPDIR: '/tmp' };
+  // only the job's environment: unshare, PID 1's shell and chroot pass it on unchanged
+  const env = { ...run.env };
   // unshare's --kill-child ends the namespace with it; the group kill gets stragglers
   const handle = await spawnGroup({ file: 'unshare', args: unshareArgs(run), cwd: '/', env }, onOutput);
   return {

@@ -1,6 +1,7 @@
 // The trusted-use backend: a fresh temporary directory per job on the worker's own host.
 import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { UMASK } from '../build-env.js';
 import { collectDir } from './collect-dir.js';
 import { killGroup, spawnGroup } from './spawn-group.js';
 import type { BackendFactory, JobSpec, RunHandle, Sandbox, SandboxBackend } from './types.js';
@@ -8,14 +9,21 @@ import { InfraError } from './types.js';
 
 class ProcessSandbox implements Sandbox {
   private handle: RunHandle | undefined;
-  constructor(readonly id: string, private readonly dir: string, private readonly script: string) {}
+  constructor(
+    readonly id: string,
+    private readonly dir: string,
+    private readonly script: string,
+    private readonly env: Readonly<Record<string, string>>,
+  ) {}
 
   private get workDir(): string {
     return join(this.dir, 'work');
   }
 
   async start(onOutput: (chunk: Buffer) => void): Promise<RunHandle> {
-    this.handle = await spawnGroup({ file: '/bin/sh', args: [this.script], cwd: this.workDir }, onOutput);
+    // the job's environment only, never the worker's; the umask is set before the script's first line
+    const args = ['-c', `umask ${UMASK}; exec /bin/sh "$0"`, this.script];
+    this.handle = await spawnGroup({ file: '/bin/sh', args, cwd: this.workDir, env: { ...this.env } }, onOutput);
     return this.handle;
   }
 
@@ -74,7 +82,7 @@ class ProcessBackend implements SandboxBackend {
       await mkdir(join(dir, 'work'), { recursive: true });
       const script = join(dir, 'script.sh');
       await writeFile(script, job.script, { mode: 0o700 });
-      return new ProcessSandbox(dir, dir, script);
+      return new ProcessSandbox(dir, dir, script, job.env);
     } catch (err) {
       await rm(dir, { recursive: true, force: true });
       throw new InfraError(`cannot prepare job directory ${dir}: ${(err as Error).message}`, { cause: err });

@@ -8,6 +8,8 @@ export interface JobSpec {
   name: string;
   platform: string;
   script: string;
+  /** exactly the environment the script sees, nothing added from the worker's (build-env.ts) */
+  env: Readonly<Record<string, string>>;
 }
 
 /** A file the job left behind, already on the worker's own file system. */

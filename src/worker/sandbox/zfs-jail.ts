@@ -3,7 +3,7 @@
 // devfs (jail.ts); the script run inside as an unprivileged user; artifacts read from the
 // clone; then the jail removed, devfs unmounted and the clone destroyed — also when any step
 // before failed.
-import { chown, copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { chmod, chown, copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { collectDir } from './collect-dir.js';
 import { execInJail, listJails, removeJail, startJail, unmountDevfs } from './jail.js';
@@ -51,6 +51,7 @@ class ZfsJailSandbox implements Sandbox {
     private readonly root: string | undefined,
     private readonly opts: ZfsJailOptions,
     private readonly release: () => void,
+    private readonly env: Readonly<Record<string, string>>,
   ) {}
 
   async describe(): Promise<SandboxDescription> {
@@ -62,7 +63,7 @@ class ZfsJailSandbox implements Sandbox {
   }
 
   async start(onOutput: (chunk: Buffer) => void): Promise<RunHandle> {
-    const h = await execInJail(this.jailName, this.opts.user, SCRIPT, onOutput);
+    const h = await execInJail(this.jailName, this.opts.user, SCRIPT, this.env, onOutput);
     // the script's end ends the jail: what it left running (even outside its process group)
     // must not touch the clone while its artifacts are read
     const done = h.done.then(async (r) => {
@@ -136,17 +137,19 @@ export class ZfsJailBackend implements SandboxBackend {
     this.inUse.add(ip);
     const dataset = `${this.opts.parent}/${this.prefix}${job.uuid}`;
     const release = () => this.inUse.delete(ip);
-    let sandbox = new ZfsJailSandbox(dataset, undefined, this.opts, release);
+    let sandbox = new ZfsJailSandbox(dataset, undefined, this.opts, release, job.env);
     try {
       await createClone(this.opts.snapshot, dataset);
       const root = await cloneMountpoint(dataset);
-      sandbox = new ZfsJailSandbox(dataset, root, this.opts, release);
+      sandbox = new ZfsJailSandbox(dataset, root, this.opts, release, job.env);
       await mkdir(join(root, 'etc'), { recursive: true });
       await copyFile(this.opts.resolvConf, join(root, 'etc/resolv.conf'));
       const [uid, gid] = await uidOf(root, this.opts.user);
       await mkdir(join(root, 'work'), { recursive: true, mode: 0o755 });
       await chown(join(root, 'work'), uid, gid);
       await writeFile(join(root, SCRIPT), job.script, { mode: 0o644 });
+      // readable by the job's user whatever the worker's own umask (writeFile's mode is masked by it)
+      await chmod(join(root, SCRIPT), 0o644);
       await startJail({ name: sandbox.jailName, root, hostname: sandbox.jailName, ip, iface: this.opts.iface });
       sandbox.markJail();
       return sandbox;
