@@ -74,7 +74,10 @@ export async function runJob({ backend, job, limits, signal, onLine }: RunOption
   let deadline: NodeJS.Timeout | undefined;
   try {
     try {
-      sandbox = await backend.prepare({ uuid: job.uuid, name: job.name, platform: job.platform, script: job.script });
+      sandbox = await backend.prepare({
+        uuid: job.uuid, name: job.name, platform: job.platform, script: job.script,
+        env: { ...job.env, SOURCE_DATE_EPOCH: String(job.sourceDateEpoch) },
+      });
     } catch (err) {
       return infra(err);
     }

@@ -8,14 +8,16 @@ import { InfraError } from './types.js';
 
 class ProcessSandbox implements Sandbox {
   private handle: RunHandle | undefined;
-  constructor(readonly id: string, private readonly dir: string, private readonly script: string) {}
+  constructor(readonly id: string, private readonly dir: string, private readonly script: string,
+    private readonly env: Readonly<Record<string, string>> | undefined) {}
 
   private get workDir(): string {
     return join(this.dir, 'work');
   }
 
   async start(onOutput: (chunk: Buffer) => void): Promise<RunHandle> {
-    this.handle = await spawnGroup({ file: '/bin/sh', args: [this.script], cwd: this.workDir }, onOutput);
+    const env = this.env ? { ...process.env, ...this.env } : undefined;
+    this.handle = await spawnGroup({ file: '/bin/sh', args: [this.script], cwd: this.workDir, ...(env ? { env } : {}) }, onOutput);
     return this.handle;
   }
 
@@ -74,7 +76,7 @@ class ProcessBackend implements SandboxBackend {
       await mkdir(join(dir, 'work'), { recursive: true });
       const script = join(dir, 'script.sh');
       await writeFile(script, job.script, { mode: 0o700 });
-      return new ProcessSandbox(dir, dir, script);
+      return new ProcessSandbox(dir, dir, script, job.env);
     } catch (err) {
       await rm(dir, { recursive: true, force: true });
       throw new InfraError(`cannot prepare job directory ${dir}: ${(err as Error).message}`, { cause: err });

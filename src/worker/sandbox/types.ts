@@ -8,6 +8,11 @@ export interface JobSpec {
   name: string;
   platform: string;
   script: string;
+  /**
+   * The job's extra variables from the server (its secrets) and SOURCE_DATE_EPOCH, as the Job
+   * message carries them. Only passed through here; the build environment (build-env) decides.
+   */
+  env?: Readonly<Record<string, string>> | undefined;
 }
 
 /** A file the job left behind, already on the worker's own file system. */
