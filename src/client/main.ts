@@ -12,10 +12,11 @@ import { orbBuild, reschedule, schedule, unschedule } from './commands/schedule.
 import { drain, dropPlatform, history, info, undropPlatform, workers } from './commands/state.js';
 import { ClientSession } from './session.js';
 import { uploadCommands } from './commands/uploads.js';
+import { render, templates } from './commands/templates.js';
 
 const commands: Command[] = [
   schedule, orbBuild, unschedule, reschedule, execute, info, observe, observeLatest,
-  dropPlatform, undropPlatform, history, cancel, workers, drain, ...uploadCommands,
+  dropPlatform, undropPlatform, history, cancel, workers, drain, ...uploadCommands, templates, render,
 ];
 
 const GLOBAL = `global options (before or after the sub-command):
@@ -57,6 +58,7 @@ async function runCommand(command: Command, argv: string[], name: string): Promi
   const args = parseArgs(rest, {
     values: [...(spec.values ?? []), 'remote', 'token-file'],
     booleans: [...(spec.booleans ?? []), 'help'],
+    lists: spec.lists ?? [],
   });
   if (args.booleans.has('help')) {
     console.log(`usage: ${command.usage}\n\n${GLOBAL}`);

@@ -10,18 +10,23 @@ export interface FlagSpec {
   values?: readonly string[];
   /** flags that take no value */
   booleans?: readonly string[];
+  /** flags that take a value and may be given more than once (ParsedArgs.lists) */
+  lists?: readonly string[];
 }
 
 export interface ParsedArgs {
   positionals: string[];
   values: Record<string, string>;
   booleans: Set<string>;
+  /** every value of each `lists` flag, in order; absent when the flag was not given */
+  lists?: Record<string, string[]>;
 }
 
 export function parseArgs(argv: readonly string[], spec: FlagSpec): ParsedArgs {
-  const options: Record<string, { type: 'string' | 'boolean' }> = {};
+  const options: Record<string, { type: 'string' | 'boolean'; multiple?: boolean }> = {};
   for (const name of spec.values ?? []) options[name] = { type: 'string' };
   for (const name of spec.booleans ?? []) options[name] = { type: 'boolean' };
+  for (const name of spec.lists ?? []) options[name] = { type: 'string', multiple: true };
   let parsed;
   try {
     parsed = nodeParseArgs({ args: [...argv], options, strict: true, allowPositionals: true });
@@ -30,11 +35,13 @@ export function parseArgs(argv: readonly string[], spec: FlagSpec): ParsedArgs {
   }
   const values: Record<string, string> = {};
   const booleans = new Set<string>();
+  const lists: Record<string, string[]> = {};
   for (const [name, value] of Object.entries(parsed.values)) {
     if (typeof value === 'string') values[name] = value;
     else if (value === true) booleans.add(name);
+    else if (Array.isArray(value)) lists[name] = value.filter((v): v is string => typeof v === 'string');
   }
-  return { positionals: parsed.positionals, values, booleans };
+  return { positionals: parsed.positionals, values, booleans, lists };
 }
 
 function usageErrorOf(err: unknown): unknown {

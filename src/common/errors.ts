@@ -19,6 +19,7 @@ export const ERROR_CODES = [
   'STORE', 'SANDBOX_INFRA',
   // reproducibility: comparisons, diff reports, provenance and its signing key
   'BAD_ARTIFACTS', 'DIFF', 'PROVENANCE', 'KEY',
+  'BAD_SECRET', 'BAD_EPOCH', // templated jobs' environment: secrets and SOURCE_DATE_EPOCH (issue 8)
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
 

@@ -3,7 +3,7 @@
 // (schema.ts), and its TypeScript type is inferred from that spec. Every decoded frame goes
 // through parseMessage (parse.ts), so nothing untyped from the network reaches the programs.
 import {
-  arrayOf, bool, bytes, int, literal, oneOf, opt, record, str, tagged, tuple, unknown, type Infer, type RecordOf,
+  arrayOf, bool, bytes, int, literal, mapOf, oneOf, opt, record, str, tagged, tuple, unknown, type Infer, type RecordOf,
 } from './schema.js';
 
 export const PROTOCOL_VERSION = 1;
@@ -58,13 +58,18 @@ const ping = record({ t: literal('ping') });
 
 // ---- client -> server requests (each one's reply type: replies.ts) ----
 const timing = { period: opt(period), cron: opt(str), tz: opt(str), timeoutSec: opt(int) } as const;
-const scheduleArgs = { name: str, platform: str, script: str, ...timing } as const;
+/** a secret's value travels once, client -> server, and is given to that job's runs alone */
+const secret = record({ name: str, value: str });
+export type SecretArg = Infer<typeof secret>;
+/** SOURCE_DATE_EPOCH (seconds; default: the job's creation) and secrets, for schedule and orb-build */
+const buildEnvArgs = { sourceDateEpoch: opt(int), secrets: opt(arrayOf(secret)) } as const;
+const scheduleArgs = { name: str, platform: str, script: str, ...timing, ...buildEnvArgs } as const;
 export type ScheduleArgs = RecordOf<typeof scheduleArgs>;
 const req = <const O extends string>(op: O) => ({ t: literal('req'), id: int, op: literal(op) });
 
 export const requests = {
   schedule: record({ ...req('schedule'), ...scheduleArgs }),
-  'orb-build': record({ ...req('orb-build'), name: str, package: str, ...timing }),
+  'orb-build': record({ ...req('orb-build'), name: str, package: str, ...timing, ...buildEnvArgs }),
   unschedule: record({ ...req('unschedule'), name: str }),
   reschedule: record({ ...req('reschedule'), name: str, next: str, period: opt(period), cron: opt(str) }),
   execute: record({ ...req('execute'), name: str, platform: opt(str), follow: opt(bool) }),
@@ -79,6 +84,9 @@ export const requests = {
   drain: record({ ...req('drain'), worker: str }),
   uploads: record({ ...req('uploads'), failed: opt(bool) }),
   'upload-retry': record({ ...req('upload-retry'), uuid: opt(str), all: opt(bool) }),
+  // templates: which platforms have one; render: the script a job would run now, not run
+  templates: record(req('templates')),
+  render: record({ ...req('render'), name: str, platform: opt(str) }),
 };
 export type Request = Infer<(typeof requests)[keyof typeof requests]>;
 
@@ -99,7 +107,11 @@ const end = record({ t: literal('end'), id: int, uuid: str, result: runResult })
 
 // ---- server <-> worker ----
 /** server -> worker */
-const job = record({ t: literal('job'), uuid: str, name: str, platform: str, script: str, timeoutMs: int });
+const job = record({
+  t: literal('job'), uuid: str, name: str, platform: str, script: str, timeoutMs: int,
+  // the job's SOURCE_DATE_EPOCH (seconds) and its extra environment (its secrets), never in the script
+  sourceDateEpoch: int, env: opt(mapOf(str)),
+});
 /** worker -> server: console lines, numbered from seq on */
 const output = record({ t: literal('output'), uuid: str, seq: int, lines: arrayOf(tuple(int, bytes)) });
 /** worker -> server: an artifact begins; chunks follow, then artifact-end */

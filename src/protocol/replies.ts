@@ -17,6 +17,10 @@ export interface JobInfo {
   timeoutSec: number;
   /** null: runs only by execute */
   next: string | null;
+  /** SOURCE_DATE_EPOCH of every run of the job (Unix seconds) */
+  sourceDateEpoch: number;
+  /** the names of the job's secrets; their values are never shown */
+  secrets: string[];
 }
 
 /** A run, running or finished (history, observe of a finished run). */
@@ -91,6 +95,37 @@ export interface Scheduled { name: string; next: string | null; queued: string[]
 /** observe: a live run is streamed; a finished one is described. observe-latest is always live. */
 export type Observed = { uuid: string; live: true } | { uuid: string; live: false; run: RunInfo };
 
+/** A platform with an orb-build template, and where it comes from. */
+export interface TemplateInfo { platform: string; source: 'config' | 'shipped'; path: string }
+
+export interface TemplatesReply {
+  /** searched first, then shippedDir */
+  configDir: string;
+  shippedDir: string;
+  templates: TemplateInfo[];
+  /** known platforms (a worker connected once, or a script job) that have none: orb-build jobs skip them */
+  without: string[];
+}
+
+/** render: the script a job would run now on one platform, or why it cannot be made. */
+export interface RenderedScript {
+  platform: string;
+  /** absent when rendering failed */
+  script?: string;
+  /** FILE:LINE: what is wrong (templated jobs only) */
+  error?: string;
+  template?: TemplateInfo & { sha256: string };
+}
+
+export interface RenderReply {
+  name: string;
+  kind: 'script' | 'orb';
+  /** what {{uuid}} was rendered as: a run's uuid is made when it starts */
+  uuid: string;
+  sourceDateEpoch: number;
+  scripts: RenderedScript[];
+}
+
 /** The reply type of each request op. */
 export interface Replies {
   schedule: Scheduled;
@@ -109,6 +144,8 @@ export interface Replies {
   drain: { worker: string; running: string[] };
   uploads: UploadsReply;
   'upload-retry': { queued: number };
+  templates: TemplatesReply;
+  render: RenderReply;
 }
 
 export type Op = Request['op'];

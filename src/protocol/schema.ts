@@ -118,6 +118,24 @@ export function tuple<const S extends readonly Schema<unknown>[]>(...items: S): 
   };
 }
 
+/** A map from strings to values of one type (a job's extra environment variables). */
+export function mapOf<T>(value: Schema<T>): Schema<Record<string, T>> {
+  return (v) => {
+    if (!isMap(v)) throw mismatch('a map', v);
+    const out: Record<string, T> = {};
+    for (const [k, item] of Object.entries(v)) {
+      try {
+        // defined, not assigned: a key "__proto__" from the wire stays a plain key
+        Object.defineProperty(out, k, { value: value(item), enumerable: true, writable: true, configurable: true });
+      } catch (err) {
+        if (err instanceof Mismatch) err.path.unshift(`.${k}`);
+        throw err;
+      }
+    }
+    return out;
+  };
+}
+
 /** Marks a record field as optional: absent or null on the wire, left out of the checked value. */
 export class Optional<T> {
   constructor(readonly schema: Schema<T>) {}

@@ -6,12 +6,14 @@
 // The parts talk to workers and observers through ports (port.ts) and tell the rest of the
 // server what happened through typed events (events.ts); time comes from an injectable clock,
 // so the whole coordinator runs in-process in tests with an in-memory store and a fake clock.
+import { join } from 'node:path';
 import type { Logger } from '../common/log.js';
 import type { ArtifactEnd, ArtifactStart, Chunk, Finished, HeldRun, Output } from '../protocol/messages.js';
 import type { Attester } from './attest.js';
 import { systemClock, type ServerClock } from './clock.js';
 import type { ServerConfig } from './config.js';
 import { Dispatcher } from './dispatch.js';
+import { JobSecrets } from './job-secrets.js';
 import { ServerEvents } from './events.js';
 import { Observing } from './observing.js';
 import type { ObserverPort } from './port.js';
@@ -35,15 +37,17 @@ export class Coordinator {
   readonly ledger: RunLedger;
   readonly dispatcher: Dispatcher;
   readonly observing: Observing;
+  /** the jobs' secrets (STATEDIR/secrets/): given to their runs, masked in their output */
+  readonly secrets: JobSecrets;
 
   constructor(store: Store, config: ServerConfig, log: Logger, opts: CoordinatorOptions = {}) {
     this.events = opts.events ?? new ServerEvents(log);
     const clock = opts.clock ?? systemClock;
     this.observing = new Observing(store);
-    this.ledger = new RunLedger({
-      store, config, log, clock, events: this.events, observing: this.observing, uploads: opts.uploads ?? false, attester: opts.attester,
-    });
-    this.dispatcher = new Dispatcher({ store, config, log, clock, events: this.events, ledger: this.ledger, observing: this.observing });
+    this.secrets = new JobSecrets(join(config.stateDir, 'secrets'));
+    const secrets = this.secrets;
+    this.ledger = new RunLedger({ store, config, log, clock, events: this.events, observing: this.observing, uploads: opts.uploads ?? false, attester: opts.attester, secrets });
+    this.dispatcher = new Dispatcher({ store, config, log, clock, events: this.events, ledger: this.ledger, observing: this.observing, secrets });
   }
 
   get live(): ReadonlyMap<string, LiveRun> {

@@ -12,7 +12,8 @@ import type { ServerEvents } from './events.js';
 import type { Observing } from './observing.js';
 import type { RunLedger } from './run-ledger.js';
 import type { Store } from './store/index.js';
-import { hasTemplate, renderOrbScript } from './templates.js';
+import type { JobSecrets } from './job-secrets.js';
+import { hasTemplate, renderOrbScript, sourceDateEpochOf } from './templates.js';
 import { freeSlots, type WorkerSession } from './worker-session.js';
 
 export interface DispatchParts {
@@ -23,6 +24,7 @@ export interface DispatchParts {
   events: ServerEvents;
   ledger: RunLedger;
   observing: Observing;
+  secrets: JobSecrets;
 }
 
 export class Dispatcher {
@@ -94,31 +96,47 @@ export class Dispatcher {
 
   private startRun(w: WorkerSession, jobName: string, attempt: number): void {
     const job = this.store.job(jobName);
-    let script: string | undefined;
-    if (job?.kind === 'script') script = job.script ?? '';
-    else if (job?.kind === 'orb') {
-      try {
-        script = renderOrbScript(this.config.configDir, w.platform, job.package ?? '');
-      } catch (err) {
-        this.log.warn('cannot make the script of a templated job; dropped from the queue', {
-          job: jobName, platform: w.platform, error: errorMessage(err),
-        });
-      }
+    if (!job) {
+      this.store.tx(() => this.store.dequeue(w.platform, jobName));
+      return;
     }
     const uuid = randomUUID();
     const started = this.clock.now();
-    const timeoutSec = job?.timeout_sec ?? this.config.timeoutSec;
+    const timeoutSec = job.timeout_sec;
+    const sourceDateEpoch = sourceDateEpochOf(job);
+    // what keeps the run from starting: it is stored as a failed run, never sent half-made
+    let failure: string | undefined;
+    let script = '';
+    let env: Record<string, string> | undefined;
+    try {
+      // rendered now, not when scheduled: an edited template applies to the next run, and the
+      // run's own uuid is known
+      script = job.kind === 'script' ? (job.script ?? '') : renderOrbScript(this.config.configDir, job, w.platform, uuid).script;
+      const secrets = this.parts.secrets.get(jobName);
+      if (secrets) env = { ...secrets };
+    } catch (err) {
+      failure = errorMessage(err);
+    }
     this.store.tx(() => {
       this.store.dequeue(w.platform, jobName);
-      if (script !== undefined) {
-        this.store.insertRun({ uuid, job: jobName, platform: w.platform, worker: w.name, script, attempt, timeout_sec: timeoutSec, started });
-      }
+      this.store.insertRun({ uuid, job: jobName, platform: w.platform, worker: w.name, script, attempt, timeout_sec: timeoutSec, started });
     });
-    if (script === undefined) return;
-    this.parts.ledger.open(w, { uuid, job: jobName, script, attempt, timeoutSec, started });
-    w.port.send({ t: 'job', uuid, name: jobName, platform: w.platform, script, timeoutMs: timeoutSec * 1000 });
-    this.log.info('run started', { run: uuid, job: jobName, platform: w.platform, worker: w.name, attempt });
+    const run = { uuid, job: jobName, script, attempt, timeoutSec, started, secrets: env && Object.values(env) };
+    if (failure === undefined) {
+      this.parts.ledger.open(w, run);
+      w.port.send({
+        t: 'job', uuid, name: jobName, platform: w.platform, script, timeoutMs: timeoutSec * 1000, sourceDateEpoch, ...(env ? { env } : {}),
+      });
+      this.log.info('run started', { run: uuid, job: jobName, platform: w.platform, worker: w.name, attempt });
+    } else {
+      this.log.warn('run failed before it started', { run: uuid, job: jobName, platform: w.platform, error: failure });
+    }
     this.parts.events.emit('run:started', { uuid, job: jobName, platform: w.platform, worker: w.name, attempt, started });
     this.parts.observing.started({ uuid, job: jobName, platform: w.platform });
+    if (failure !== undefined) {
+      this.parts.ledger.failAtStart(w, run, failure).catch((err: unknown) => {
+        this.log.error('cannot store a run that failed before it started', { run: uuid, job: jobName, error: errorMessage(err) });
+      });
+    }
   }
 }

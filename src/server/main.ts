@@ -23,7 +23,8 @@ Keeps the build schedule and per-platform queues, hands jobs to workers and stor
 
 options:
   --dir DIR            state directory (default ${defaultStateDir()})
-  --config-dir DIR     templates (orb-build.template.PLATFORM) (default ${defaultConfigDir()})
+  --config-dir DIR     templates (orb-build.template.PLATFORM), searched before the shipped ones
+                       (default ${defaultConfigDir()})
   --ip IP              address to listen on (default ${DEFAULT_HOST})
   --port PORT          port to listen on (default ${DEFAULT_PORT}; 0 picks a free one)
   --token-file FILE    shared secret (default DIR/token, created with mode 0600 on first start)

@@ -3,7 +3,7 @@
 import { BuilderError, type ErrorCode } from '../common/errors.js';
 import { checkName, isUuid } from '../common/names.js';
 import type { Connection } from '../protocol/connection.js';
-import type { Request } from '../protocol/messages.js';
+import type { Request, SecretArg } from '../protocol/messages.js';
 import type { JobInfo, Replies, Reply, RunInfo, Scheduled, WorkerInfo } from '../protocol/replies.js';
 import type { ServerConfig } from './config.js';
 import type { Coordinator } from './coordinator.js';
@@ -13,6 +13,9 @@ import { platformsFor, timingOf } from './scheduler.js';
 import type { JobRow, JobSummary, RunRow, Store } from './store/index.js';
 import { checkTiming, nextAfter, type Timing } from './timing.js';
 import { listUploads, retryUpload } from './upload/requests.js';
+import { checkSecrets, type Secrets } from './job-secrets.js';
+import { renderJob, templatesReply } from './template-requests.js';
+import { sourceDateEpochOf } from './templates.js';
 import type { Uploader } from './upload/uploader.js';
 
 export interface RequestContext {
@@ -26,6 +29,8 @@ export interface RequestContext {
 
 export const PACKAGE = /^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$/;
 const MAX_TIMEOUT_SEC = 7 * 86_400;
+/** 9999-12-31T23:59:59Z: what tools that format dates still print with four digits */
+const MAX_SOURCE_DATE_EPOCH = 253_402_300_799;
 
 const refuse = (code: ErrorCode, message: string): never => {
   throw new BuilderError(code, message);
@@ -39,34 +44,52 @@ function timingFrom(req: { period?: Timing['period'] | undefined; cron?: string 
   return t;
 }
 
-function newJob(ctx: RequestContext, base: Omit<JobRow, 'next_run' | 'created' | 'period' | 'cron' | 'tz' | 'timeout_sec'>,
-  t: Timing, timeoutSec: number | undefined): Scheduled {
+/** What schedule and orb-build add to a job's environment: its SOURCE_DATE_EPOCH and secrets. */
+interface BuildEnvReq { sourceDateEpoch?: number | undefined; secrets?: SecretArg[] | undefined }
+
+function newJob(ctx: RequestContext, base: Omit<JobRow, 'next_run' | 'created' | 'period' | 'cron' | 'tz' | 'timeout_sec' | 'source_date_epoch'>,
+  t: Timing, timeoutSec: number | undefined, env: BuildEnvReq): Scheduled {
   const { store } = ctx;
   checkName('job', base.name);
   if (timeoutSec !== undefined && (timeoutSec < 1 || timeoutSec > MAX_TIMEOUT_SEC)) {
     refuse('BAD_TIMEOUT', `timeout must be between 1 and ${MAX_TIMEOUT_SEC} seconds, got ${timeoutSec}`);
   }
+  const sde = env.sourceDateEpoch;
+  if (sde !== undefined && (sde < 0 || sde > MAX_SOURCE_DATE_EPOCH)) {
+    refuse('BAD_EPOCH', `SOURCE_DATE_EPOCH must be between 0 and ${MAX_SOURCE_DATE_EPOCH} seconds, got ${sde}`);
+  }
+  const secrets: Secrets = checkSecrets(env.secrets ?? []);
   if (store.job(base.name)) refuse('NAME_USED', `job name already used: ${base.name}`);
   const now = Date.now();
   const period = t.cron === undefined ? (t.period ?? 'daily') : null;
   const row: JobRow = {
     ...base, period, cron: t.cron ?? null, tz: t.tz ?? null,
     timeout_sec: timeoutSec ?? ctx.config.timeoutSec, next_run: nextAfter(t, now), created: now,
+    // the creation time, not each run's start: stable across runs, so two runs can be identical
+    source_date_epoch: sde ?? Math.floor(now / 1000),
   };
   const queued: string[] = [];
-  store.tx(() => {
-    store.insertJob(row);
-    if (row.kind === 'script' && row.platform) store.addPlatform(row.platform);
-    // a new job runs at once, except jobs that only ever run by execute
-    if (period !== 'never') for (const p of platformsFor(store, ctx.config.configDir, row)) if (store.enqueue(p, row.name)) queued.push(p);
-  });
+  // the secrets go to their file before the job exists, so no run starts without them
+  ctx.coordinator.secrets.put(row.name, secrets);
+  try {
+    store.tx(() => {
+      store.insertJob(row);
+      if (row.kind === 'script' && row.platform) store.addPlatform(row.platform);
+      // a new job runs at once, except jobs that only ever run by execute
+      if (period !== 'never') for (const p of platformsFor(store, ctx.config.configDir, row)) if (store.enqueue(p, row.name)) queued.push(p);
+    });
+  } catch (err) {
+    ctx.coordinator.secrets.remove(row.name);
+    throw err;
+  }
   ctx.scheduler.changed(queued);
   return { name: row.name, next: row.next_run === null ? null : new Date(row.next_run).toISOString(), queued };
 }
 
-const jobInfo = (j: JobSummary): JobInfo => ({
+const jobInfo = (ctx: RequestContext) => (j: JobSummary): JobInfo => ({
   name: j.name, kind: j.kind, platform: j.platform, package: j.package, period: j.period, cron: j.cron, tz: j.tz,
   timeoutSec: j.timeout_sec, next: j.next_run === null ? null : new Date(j.next_run).toISOString(),
+  sourceDateEpoch: sourceDateEpochOf(j), secrets: ctx.coordinator.secrets.names(j.name),
 });
 
 export const runInfo = (r: RunRow): RunInfo => ({
@@ -95,16 +118,17 @@ export async function handleRequest(ctx: RequestContext, conn: Connection, req: 
       checkName('platform', req.platform);
       if (store.isDropped(req.platform)) refuse('DROPPED', `platform ${req.platform} is dropped; undrop-platform it first`);
       return newJob(ctx, { name: req.name, kind: 'script', platform: req.platform, script: req.script, package: null },
-        timingFrom(req), req.timeoutSec);
+        timingFrom(req), req.timeoutSec, req);
     }
     case 'orb-build': {
       if (!PACKAGE.test(req.package)) refuse('BAD_NAME', `invalid opam package name "${req.package}"`);
       return newJob(ctx, { name: req.name, kind: 'orb', platform: null, script: null, package: req.package },
-        timingFrom(req), req.timeoutSec);
+        timingFrom(req), req.timeoutSec, req);
     }
     case 'unschedule': {
       if (!store.job(req.name)) refuse('NO_JOB', `no job named ${req.name}`);
       store.tx(() => store.deleteJob(req.name));
+      coordinator.secrets.remove(req.name);
       ctx.scheduler.changed();
       return { name: req.name } satisfies Replies['unschedule'];
     }
@@ -121,7 +145,7 @@ export async function handleRequest(ctx: RequestContext, conn: Connection, req: 
       const next = Date.parse(req.next);
       store.tx(() => store.setTiming(job.name, next, t.cron ? null : (t.period ?? 'daily'), t.cron ?? null, t.tz ?? null));
       ctx.scheduler.changed();
-      return jobInfo(store.job(job.name)!);
+      return jobInfo(ctx)(store.job(job.name)!);
     }
     case 'execute': {
       const job = store.job(req.name) ?? refuse('NO_JOB', `no job named ${req.name}`);
@@ -139,7 +163,7 @@ export async function handleRequest(ctx: RequestContext, conn: Connection, req: 
     }
     case 'info':
       return {
-        schedule: store.jobs().map(jobInfo),
+        schedule: store.jobs().map(jobInfo(ctx)),
         queues: Object.fromEntries(
           store.platforms().filter((p) => !p.dropped).map((p) => [p.name, store.queue(p.name).map((e) => e.job)]),
         ),
@@ -162,6 +186,7 @@ export async function handleRequest(ctx: RequestContext, conn: Connection, req: 
     case 'drop-platform': {
       checkName('platform', req.platform);
       const jobs = store.tx(() => store.dropPlatform(req.platform));
+      for (const name of jobs) coordinator.secrets.remove(name);
       return { platform: req.platform, removedJobs: jobs } satisfies Replies['drop-platform'];
     }
     case 'undrop-platform': {
@@ -192,6 +217,10 @@ export async function handleRequest(ctx: RequestContext, conn: Connection, req: 
       return listUploads(store, ctx.uploader ?? noUploads(), req);
     case 'upload-retry':
       return retryUpload(store, ctx.uploader ?? noUploads(), req);
+    case 'templates':
+      return templatesReply(ctx);
+    case 'render':
+      return renderJob(ctx, req);
     default: {
       const never: never = req;
       return refuse('BAD_REQUEST', `unknown request ${JSON.stringify(never)}`);

@@ -9,11 +9,13 @@ import { describeResult } from '../protocol/describe.js';
 import type { ArtifactEnd, ArtifactStart, Chunk, Finished, HeldRun, Output, RunResult, SandboxDescription } from '../protocol/messages.js';
 import { isUploadable } from '../builder-web/exec-from-result.js';
 import { incomingDir, writeResult, type RunMeta } from '../results/index.js';
+import { makeMasker, type Masker } from '../secrets/mask.js';
 import type { Attester, BuildInputs } from './attest.js';
 import type { ServerClock, TimerHandle } from './clock.js';
 import type { ServerConfig } from './config.js';
 import type { ServerEvents } from './events.js';
 import { IncomingArtifacts } from './incoming.js';
+import type { JobSecrets } from './job-secrets.js';
 import type { Observing } from './observing.js';
 import type { RunRow, Store } from './store/index.js';
 import type { WorkerSession } from './worker-session.js';
@@ -40,9 +42,14 @@ export interface LiveRun {
    * dispatcher knows it; SOURCE_DATE_EPOCH is otherwise taken from the job's row at the end.
    */
   buildInputs?: BuildInputs | undefined;
+  /** hides the job's secrets in its console and messages; undefined for a job without any */
+  masker: Masker | undefined;
 }
 
-export type NewRun = Pick<LiveRun, 'uuid' | 'job' | 'script' | 'attempt' | 'timeoutSec' | 'started' | 'buildInputs'>;
+export type NewRun = Pick<LiveRun, 'uuid' | 'job' | 'script' | 'attempt' | 'timeoutSec' | 'started' | 'buildInputs'> & {
+  /** the values of the job's secrets, to mask */
+  secrets?: readonly string[] | undefined;
+};
 
 export interface LedgerParts {
   store: Store;
@@ -55,6 +62,7 @@ export interface LedgerParts {
   uploads: boolean;
   /** signs each stored run's provenance; undefined with --no-provenance */
   attester?: Attester | undefined;
+  secrets: JobSecrets;
 }
 
 const isInfra = (r: RunResult): boolean => r.kind === 'failed' && r.infra;
@@ -90,14 +98,42 @@ export class RunLedger {
 
   /** A run the dispatcher just handed to w (its row is stored): held from now on. */
   open(w: WorkerSession, r: NewRun): LiveRun {
-    const run: LiveRun = {
-      ...r, platform: w.platform, workerName: w.name, worker: w, nextSeq: 0, lease: undefined, deadline: undefined,
-      incoming: new IncomingArtifacts(incomingDir(this.config.stateDir, r.uuid)), finishing: false,
-    };
+    const run = this.newLive(w, r);
     this.live.set(run.uuid, run);
     w.runs.add(run.uuid);
     this.armDeadline(run);
     return run;
+  }
+
+  /**
+   * A run that failed before it could go to its worker (its template is missing a variable,
+   * invalid or unreadable): stored at once as `failed` with the message, like any finished run,
+   * so history shows it, followers see it end, and it is not retried as an infrastructure fault.
+   */
+  failAtStart(w: WorkerSession, r: NewRun, message: string): Promise<void> {
+    const run = this.newLive(w, r);
+    run.worker = undefined;
+    this.live.set(run.uuid, run);
+    return this.complete(run, { kind: 'failed', message, infra: false }, {}, []);
+  }
+
+  private newLive(w: WorkerSession, { secrets, ...r }: NewRun): LiveRun {
+    return {
+      ...r, platform: w.platform, workerName: w.name, worker: w, nextSeq: 0, lease: undefined, deadline: undefined,
+      incoming: new IncomingArtifacts(incomingDir(this.config.stateDir, r.uuid)), finishing: false,
+      masker: secrets && secrets.length > 0 ? makeMasker(secrets) : undefined,
+    };
+  }
+
+  /** After a restart: the masker of a recovered run's job, from its stored secrets. */
+  private maskerOf(job: string): Masker | undefined {
+    try {
+      const secrets = this.parts.secrets.get(job);
+      return secrets ? makeMasker(Object.values(secrets)) : undefined;
+    } catch (err) {
+      this.log.error('cannot read the secrets of a recovered run; its output is not masked', { job, error: errorMessage(err) });
+      return undefined;
+    }
   }
 
   /** Decides which of a (re)joining worker's held runs it keeps; the rest it must abandon. */
@@ -168,7 +204,11 @@ export class RunLedger {
     if (msg.seq > run.nextSeq) {
       this.log.warn('console lines lost between worker and server', { run: run.uuid, from: run.nextSeq, to: msg.seq - 1 });
     }
-    const fresh = msg.lines.slice(skip);
+    // masked as they arrive, before they are stored or sent to observers: nothing downstream
+    // (observe, the result's console, uploads) ever holds a secret
+    const masker = run.masker;
+    const sent = msg.lines.slice(skip);
+    const fresh: Array<[number, Buffer]> = masker ? sent.map(([ms, data]) => [ms, masker.mask(data)]) : sent;
     if (fresh.length === 0) return;
     const seq = msg.seq + skip;
     this.store.addLines(run.uuid, seq, fresh);
@@ -198,7 +238,10 @@ export class RunLedger {
     if (run.incoming.stored.length + run.incoming.refusals.length < msg.artifacts) {
       refusals.push({ path: '*', reason: `worker announced ${msg.artifacts} artifacts, ${run.incoming.stored.length} arrived` });
     }
-    await this.complete(run, msg.result, msg.stats, refusals, { ackTo: w, sandbox: msg.sandbox });
+    const result: RunResult = run.masker && msg.result.kind === 'failed'
+      ? { ...msg.result, message: run.masker.maskText(msg.result.message) } : msg.result;
+    const masked = run.masker ? refusals.map((r) => ({ ...r, reason: run.masker!.maskText(r.reason) })) : refusals;
+    await this.complete(run, result, msg.stats, masked, { ackTo: w, sandbox: msg.sandbox });
   }
 
   /** A user's cancel: the worker kills the run; a run without a worker ends here. */
@@ -308,6 +351,7 @@ export class RunLedger {
       attempt: row.attempt, timeoutSec: row.timeout_sec, started: row.started, worker: undefined,
       nextSeq: this.store.lastSeq(row.uuid) + 1, lease: undefined, deadline: undefined,
       incoming: new IncomingArtifacts(incomingDir(this.config.stateDir, row.uuid)), finishing: false,
+      masker: this.maskerOf(row.job),
     };
   }
 }

@@ -1,28 +1,24 @@
-// orb-build jobs become scripts through orb-build.template.PLATFORM in the config directory,
-// a Handlebars template that sees {{package}} and {{platform}}. Read at dispatch time, so an
-// edited template applies to the next run without a restart.
-import { readFileSync, existsSync } from 'node:fs';
-import { join } from 'node:path';
-import Handlebars from 'handlebars';
-import { BuilderError } from '../common/errors.js';
+// The server's side of orb-build templates: where it looks (its --config-dir, then the shipped
+// templates/ folder; src/templates/render.ts does the finding and rendering) and what a run's
+// template sees. Rendered at each run's start, so an edited template applies to the next run
+// without a restart.
+import { findTemplate, listTemplates, renderTemplate, shippedTemplatesDir, type RenderedTemplate, type TemplateRef } from '../templates/render.js';
+import type { JobRow } from './store/index.js';
 
-export const templatePath = (configDir: string, platform: string): string =>
-  join(configDir, `orb-build.template.${platform}`);
+export const hasTemplate = (configDir: string, platform: string): boolean => findTemplate(platform, { configDir }) !== undefined;
 
-export const hasTemplate = (configDir: string, platform: string): boolean => existsSync(templatePath(configDir, platform));
+export const templatesIn = (configDir: string): TemplateRef[] => listTemplates({ configDir });
 
-export function renderOrbScript(configDir: string, platform: string, pkg: string): string {
-  const file = templatePath(configDir, platform);
-  let source: string;
-  try {
-    source = readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new BuilderError('NO_TEMPLATE', `no template for platform ${platform}: cannot read ${file}`, { cause: err });
-  }
-  try {
-    // noEscape: this is a shell script, not HTML; strict: a misspelt variable is an error, not ""
-    return Handlebars.compile(source, { noEscape: true, strict: true })({ package: pkg, platform });
-  } catch (err) {
-    throw new BuilderError('BAD_TEMPLATE', `template ${file}: ${(err as Error).message}`, { cause: err });
-  }
+export const shippedDir = shippedTemplatesDir;
+
+/** A job's SOURCE_DATE_EPOCH: stored per job; a row from before that falls back to its creation. */
+export const sourceDateEpochOf = (job: Pick<JobRow, 'source_date_epoch' | 'created'>): number =>
+  job.source_date_epoch ?? Math.floor(job.created / 1000);
+
+/** The script of an orb-build job's run; BuilderError NO_TEMPLATE or BAD_TEMPLATE (with FILE:LINE). */
+export function renderOrbScript(configDir: string, job: JobRow, platform: string, uuid: string): RenderedTemplate {
+  return renderTemplate(
+    { opamPackage: job.package ?? '', platform, job: job.name, uuid, sourceDateEpoch: sourceDateEpochOf(job) },
+    { configDir },
+  );
 }

@@ -52,6 +52,11 @@ export const templateFileName = (platform: string): string => TEMPLATE_PREFIX + 
 
 /** The names a template may use; anything else is a typo and fails the run. */
 export const TEMPLATE_VARIABLES = ['opam_package', 'platform', 'job', 'uuid', 'source_date_epoch'] as const;
+/**
+ * Older names that keep working: builder-server's first templates saw {{package}}. Not listed
+ * in TEMPLATE_VARIABLES (nor in messages), so new templates use the documented name.
+ */
+export const TEMPLATE_ALIASES = { package: 'opam_package' } as const;
 const BUILTIN_HELPERS = new Set(['if', 'unless', 'each', 'with', 'lookup', 'log']);
 
 const isFile = (path: string): boolean => {
@@ -147,12 +152,13 @@ export function renderTemplateText(text: string, file: string, vars: TemplateVar
     throw new BuilderError('BAD_TEMPLATE', `${file}:${errorLine(err) ?? '?'}: invalid template: ${firstLine(errorMessage(err))}`, { cause: err });
   }
   checkNames(ast, file);
-  const context: Record<(typeof TEMPLATE_VARIABLES)[number], string> = {
+  const context: Record<(typeof TEMPLATE_VARIABLES)[number] | keyof typeof TEMPLATE_ALIASES, string> = {
     opam_package: vars.opamPackage,
     platform: vars.platform,
     job: vars.job,
     uuid: vars.uuid,
     source_date_epoch: String(vars.sourceDateEpoch),
+    package: vars.opamPackage,
   };
   let out: string;
   try {
@@ -188,7 +194,7 @@ type Node = hbs.AST.Node & Record<string, unknown>;
  * provide, with its line.
  */
 function checkNames(program: hbs.AST.Program, file: string): void {
-  const known = new Set<string>(TEMPLATE_VARIABLES);
+  const known = new Set<string>([...TEMPLATE_VARIABLES, ...Object.keys(TEMPLATE_ALIASES)]);
   const fail = (node: hbs.AST.Node, what: string): never => {
     throw new BuilderError('BAD_TEMPLATE', `${file}:${node.loc?.start.line ?? '?'}: ${what}`);
   };

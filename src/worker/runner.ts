@@ -78,8 +78,7 @@ export async function runJob({ backend, job, limits, signal, onLine }: RunOption
   // them and fills in SOURCE_DATE_EPOCH for a server that sends none
   let env: Record<string, string>;
   try {
-    const sent = job as { sourceDateEpoch?: number; env?: Record<string, string> };
-    env = buildEnv({ ...job, sourceDateEpoch: sent.sourceDateEpoch, extraEnv: sent.env }, Date.now());
+    env = buildEnv({ ...job, sourceDateEpoch: job.sourceDateEpoch, extraEnv: job.env }, Date.now());
   } catch (err) {
     // the same job would fail the same way on any worker: the build's fault, not retried
     return ended({ result: { kind: 'failed', message: errorMessage(err), infra: false }, stats: {}, artifacts: [], refusals: [] });

@@ -52,7 +52,8 @@ const samples: Message[] = [
   { t: 'line', id: 1, uuid, ms: 12, data: Buffer.from('compiling\x00\xff') },
   { t: 'skipped', id: 1, uuid, count: 40 },
   { t: 'end', id: 1, uuid, result: { kind: 'signalled', signal: 9 } },
-  { t: 'job', uuid, name: 'hello', platform: 'debian-12', script: 'echo hi\n', timeoutMs: 3_600_000 },
+  { t: 'job', uuid, name: 'hello', platform: 'debian-12', script: 'echo hi\n', timeoutMs: 3_600_000, sourceDateEpoch: 1_700_000_000 },
+  { t: 'job', uuid, name: 'hello', platform: 'debian-12', script: 'echo hi\n', timeoutMs: 1, sourceDateEpoch: 0, env: { TOKEN: 's3cr3t-value' } },
   { t: 'output', uuid, seq: 10, lines: [[0, Buffer.from('a')], [5, Buffer.from('b')]] },
   { t: 'artifact', uuid, path: 'bin/hello', size: 5, mode: 0o755 },
   { t: 'chunk', uuid, data: Buffer.from('hello') },
@@ -79,6 +80,10 @@ const samples: Message[] = [
   { t: 'req', id: 14, op: 'drain', worker: 'w1' },
   { t: 'req', id: 15, op: 'uploads', failed: true },
   { t: 'req', id: 16, op: 'upload-retry', all: true },
+  { t: 'req', id: 17, op: 'templates' },
+  { t: 'req', id: 18, op: 'render', name: 'solo5', platform: 'debian-12' },
+  { t: 'req', id: 19, op: 'schedule', name: 'signed', platform: 'debian-12', script: 'true\n', sourceDateEpoch: 1_700_000_000,
+    secrets: [{ name: 'TOKEN', value: 'hunter22' }] },
 ];
 const where = (m: Message): string => (m.t === 'req' ? `request ${m.op}` : m.t);
 const roundTrip = (m: unknown): Message => parseMessage(decodeValue(encodeFrame(encodeValue(m)).subarray(4)));

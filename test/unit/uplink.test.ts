@@ -97,7 +97,7 @@ async function until<T>(what: string, probe: () => T | undefined | false, turns 
   throw new Error(`never happened: ${what}`);
 }
 
-const job = (uuid: string): Job => ({ t: 'job', uuid, name: `job-${uuid}`, platform: 'p', script: 'true\n', timeoutMs: 60_000 });
+const job = (uuid: string): Job => ({ t: 'job', uuid, name: `job-${uuid}`, platform: 'p', script: 'true\n', timeoutMs: 60_000, sourceDateEpoch: 0 });
 
 function makeUplink(dial: Dialer, clock = fakeClock(), capacity = 2) {
   const backend = new FakeBackend();

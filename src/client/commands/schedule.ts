@@ -4,6 +4,7 @@ import { UsageError } from '../../common/errors.js';
 import { intFlag, type ParsedArgs } from '../../common/args.js';
 import { PERIODS, type Period } from '../../protocol/messages.js';
 import type { Command } from '../command.js';
+import { buildEnvArgs, buildEnvFlags, buildEnvHelp } from './build-env-flags.js';
 
 const timingFlags = ['period', 'cron', 'tz', 'timeout'] as const;
 
@@ -23,7 +24,8 @@ function timing(args: ParsedArgs): { period?: Period; cron?: string; tz?: string
 const timingHelp = `  --period hourly|daily|weekly|never   how often (default daily)
   --cron "MIN HOUR DOM MON DOW"        a crontab expression instead of a period
   --tz ZONE                            time zone of --cron (default UTC)
-  --timeout SECONDS                    end the job after this long (default: the server's, 3600)`;
+  --timeout SECONDS                    end the job after this long (default: the server's, 3600)
+${buildEnvHelp}`;
 
 export const schedule: Command = {
   name: 'schedule',
@@ -34,7 +36,7 @@ The job is queued at once (unless --period never) and then runs every period.
 ${timingHelp}
 
 example: builder-client schedule hello debian-12 ./hello.sh --cron "0 3 * * 1" --tz Europe/Berlin`,
-  flags: { values: timingFlags },
+  flags: { values: [...timingFlags, ...buildEnvFlags.values], lists: buildEnvFlags.lists },
   positionals: [3, 3],
   async run(args, ctx) {
     const [name, platform, file] = args.positionals as [string, string, string];
@@ -44,8 +46,9 @@ example: builder-client schedule hello debian-12 ./hello.sh --cron "0 3 * * 1" -
     } catch (err) {
       throw new UsageError(`cannot read script ${file}: ${(err as NodeJS.ErrnoException).code ?? err}`);
     }
+    const env = await buildEnvArgs(args);
     const session = await ctx.connect();
-    const { data } = await session.request({ op: 'schedule', name, platform, script, ...timing(args) });
+    const { data } = await session.request({ op: 'schedule', name, platform, script, ...timing(args), ...env });
     ctx.out(`scheduled ${name} on ${platform}; next run ${data.next ?? 'only by execute'}${data.queued.length ? '; queued now' : ''}`);
     return 0;
   },
@@ -56,14 +59,17 @@ export const orbBuild: Command = {
   summary: 'schedule a templated opam package build on every platform with a template',
   usage: `builder-client orb-build NAME OPAM_PACKAGE [options]
 
-The script comes from orb-build.template.PLATFORM in the server's config directory.
+The script comes from orb-build.template.PLATFORM in the server's config directory, or else
+from the templates shipped with builder ('builder-client templates' lists them), rendered at the
+start of each run ('builder-client render NAME' shows it).
 ${timingHelp}`,
-  flags: { values: timingFlags },
+  flags: { values: [...timingFlags, ...buildEnvFlags.values], lists: buildEnvFlags.lists },
   positionals: [2, 2],
   async run(args, ctx) {
     const [name, pkg] = args.positionals as [string, string];
+    const env = await buildEnvArgs(args);
     const session = await ctx.connect();
-    const { data } = await session.request({ op: 'orb-build', name, package: pkg, ...timing(args) });
+    const { data } = await session.request({ op: 'orb-build', name, package: pkg, ...timing(args), ...env });
     ctx.out(`scheduled ${name} (${pkg}); next run ${data.next ?? 'only by execute'}; queued on: ${data.queued.join(', ') || 'no platform yet'}`);
     return 0;
   },

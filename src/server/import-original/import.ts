@@ -116,7 +116,9 @@ function jobRow(store: Store, item: OriginalItem & { kind: 'schedule' }, now: nu
   if (store.job(j.name)) throw new BuilderError('NAME_USED', 'a job of that name exists already');
   // 9999-12-31 is how the original writes "never"; ours has no next run then
   const timing = { period: item.period, cron: null, tz: null, timeout_sec: ORIGINAL_TIMEOUT_SEC,
-    next_run: item.period === 'never' ? null : item.next.getTime(), created: now };
+    next_run: item.period === 'never' ? null : item.next.getTime(), created: now,
+    // the import's time, as for a job scheduled now: stable across the job's runs from here on
+    source_date_epoch: Math.floor(now / 1000) };
   if (j.kind === 'script') {
     checkName('platform', j.platform);
     if (store.isDropped(j.platform)) throw new BuilderError('DROPPED', `platform ${j.platform} is dropped`);

@@ -14,6 +14,8 @@ export interface JobRow {
   timeout_sec: number;
   next_run: number | null;
   created: number;
+  /** Unix seconds; null only in a row a migration could not reach (never written so) */
+  source_date_epoch: number | null;
 }
 
 export type JobSummary = Omit<JobRow, 'script'>;
@@ -25,11 +27,11 @@ export function jobStatements(db: Database.Database) {
     job: db.prepare<[string], JobRow>('SELECT * FROM jobs WHERE name = ?'),
     // everything but the scripts, which can be large and are not shown in listings
     jobs: db.prepare<[], JobSummary>(
-      'SELECT name, kind, platform, package, period, cron, tz, timeout_sec, next_run, created FROM jobs ORDER BY name',
+      'SELECT name, kind, platform, package, period, cron, tz, timeout_sec, next_run, created, source_date_epoch FROM jobs ORDER BY name',
     ),
     insertJob: db.prepare(
-      `INSERT INTO jobs (name, kind, platform, script, package, period, cron, tz, timeout_sec, next_run, created)
-       VALUES (@name, @kind, @platform, @script, @package, @period, @cron, @tz, @timeout_sec, @next_run, @created)`,
+      `INSERT INTO jobs (name, kind, platform, script, package, period, cron, tz, timeout_sec, next_run, created, source_date_epoch)
+       VALUES (@name, @kind, @platform, @script, @package, @period, @cron, @tz, @timeout_sec, @next_run, @created, @source_date_epoch)`,
     ),
     removeJob: db.prepare<[string]>('DELETE FROM jobs WHERE name = ?'),
     setNext: db.prepare<[number | null, string]>('UPDATE jobs SET next_run = ? WHERE name = ?'),
@@ -51,7 +53,8 @@ export function jobStatements(db: Database.Database) {
     job: (name: string) => q.job.get(name),
     jobs: () => q.jobs.all(),
     jobCount: () => q.jobCount.get()!.n,
-    insertJob: (row: JobRow) => void q.insertJob.run(row),
+    insertJob: (row: Omit<JobRow, 'source_date_epoch'> & { source_date_epoch?: number | null }) =>
+      void q.insertJob.run({ ...row, source_date_epoch: row.source_date_epoch ?? Math.floor(row.created / 1000) }),
     /** the job row only; Store.deleteJob also takes it out of its queues */
     removeJob: (name: string) => void q.removeJob.run(name),
     setNext: (name: string, next: number | null) => void q.setNext.run(next, name),

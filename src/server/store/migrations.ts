@@ -95,4 +95,10 @@ export const migrations: readonly string[] = [
   `
   DROP TABLE upload_settings;
   `,
+  // 5: each job's SOURCE_DATE_EPOCH (Unix seconds), stable across its runs; jobs from before it
+  // get their creation time, which is what a new job gets by default
+  `
+  ALTER TABLE jobs ADD COLUMN source_date_epoch INTEGER;
+  UPDATE jobs SET source_date_epoch = created / 1000;
+  `,
 ];
