@@ -13,6 +13,7 @@ import type { Observing } from './observing.js';
 import type { RunLedger } from './run-ledger.js';
 import type { Store } from './store/index.js';
 import type { JobSecrets } from './job-secrets.js';
+import type { BuildInputs } from './attest.js';
 import { hasTemplate, renderOrbScript, sourceDateEpochOf } from './templates.js';
 import { freeSlots, type WorkerSession } from './worker-session.js';
 
@@ -108,10 +109,17 @@ export class Dispatcher {
     let failure: string | undefined;
     let script = '';
     let env: Record<string, string> | undefined;
+    const buildInputs: BuildInputs = { sourceDateEpoch };
     try {
       // rendered now, not when scheduled: an edited template applies to the next run, and the
       // run's own uuid is known
-      script = job.kind === 'script' ? (job.script ?? '') : renderOrbScript(this.config.configDir, job, w.platform, uuid).script;
+      if (job.kind === 'script') script = job.script ?? '';
+      else {
+        const rendered = renderOrbScript(this.config.configDir, job, w.platform, uuid);
+        script = rendered.script;
+        // the provenance names the template the script came from
+        buildInputs.template = { path: rendered.template.path, sha256: rendered.template.sha256, opamPackage: job.package ?? undefined };
+      }
       const secrets = this.parts.secrets.get(jobName);
       if (secrets) env = { ...secrets };
     } catch (err) {
@@ -121,7 +129,7 @@ export class Dispatcher {
       this.store.dequeue(w.platform, jobName);
       this.store.insertRun({ uuid, job: jobName, platform: w.platform, worker: w.name, script, attempt, timeout_sec: timeoutSec, started });
     });
-    const run = { uuid, job: jobName, script, attempt, timeoutSec, started, secrets: env && Object.values(env) };
+    const run = { uuid, job: jobName, script, attempt, timeoutSec, started, buildInputs, secrets: env && Object.values(env) };
     if (failure === undefined) {
       this.parts.ledger.open(w, run);
       w.port.send({
