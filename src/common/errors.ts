@@ -19,6 +19,7 @@ export const ERROR_CODES = [
   'STORE', 'SANDBOX_INFRA',
   // reproducibility: comparisons, diff reports, provenance and its signing key
   'BAD_ARTIFACTS', 'DIFF', 'PROVENANCE', 'KEY',
+  'NO_REFERENCE', // reproducibility tracking: verify finds no successful run to compare a rebuild with
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
 

@@ -79,6 +79,10 @@ export const requests = {
   drain: record({ ...req('drain'), worker: str }),
   uploads: record({ ...req('uploads'), failed: opt(bool) }),
   'upload-retry': record({ ...req('upload-retry'), uuid: opt(str), all: opt(bool) }),
+  // reproducibility: a is the reference run, b the one judged
+  compare: record({ ...req('compare'), a: str, b: str }),
+  verify: record({ ...req('verify'), name: str, platform: opt(str) }),
+  'repro-record': record({ ...req('repro-record'), job: str, platform: opt(str) }),
 };
 export type Request = Infer<(typeof requests)[keyof typeof requests]>;
 

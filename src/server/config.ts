@@ -16,4 +16,8 @@ export interface ServerConfig {
   /** attempts for a job whose runs fail for infrastructure reasons */
   readonly maxAttempts: number;
   readonly retryBackoffMs: number;
+  /** --notify-command: run through the shell with a state change's summary as JSON on stdin */
+  readonly notifyCommand?: string | undefined;
+  /** how long the notify command may run before it is killed */
+  readonly notifyTimeoutMs?: number | undefined;
 }

@@ -28,12 +28,16 @@ options:
   --max-frame BYTES    largest protocol frame accepted (default ${DEFAULT_MAX_FRAME})
   --max-attempts N     attempts for jobs failing for infrastructure reasons (default 3)
   --retry-backoff SECONDS  first delay before such a retry, doubled each time (default 10)
+  --notify-command CMD run CMD (through sh -c) with a JSON summary on stdin when a job stops
+                       reproducing, reproduces again, starts failing or recovers
+  --notify-timeout SECONDS  how long CMD may run before it is killed (default 30)
   --help               this text`;
 
 /** The configuration, or undefined after --help. */
 function configFrom(argv: string[]): ServerConfig | undefined {
   const args = parseArgs(argv, {
-    values: ['dir', 'config-dir', 'ip', 'port', 'token-file', 'upload', 'upload-backoff', 'lease', 'timeout', 'max-frame', 'max-attempts', 'retry-backoff'],
+    values: ['dir', 'config-dir', 'ip', 'port', 'token-file', 'upload', 'upload-backoff', 'lease', 'timeout', 'max-frame', 'max-attempts', 'retry-backoff',
+      'notify-command', 'notify-timeout'],
     booleans: ['help'],
   });
   if (args.booleans.has('help')) {
@@ -66,7 +70,14 @@ function configFrom(argv: string[]): ServerConfig | undefined {
     timeoutSec: intFlag(args, 'timeout', 3600, 1),
     maxAttempts: intFlag(args, 'max-attempts', 3, 1),
     retryBackoffMs: intFlag(args, 'retry-backoff', 10, 0) * 1000,
+    notifyCommand: notifyCommandFlag(args.values['notify-command']),
+    notifyTimeoutMs: Math.max(1, secondsFlag(args.values['notify-timeout'], 'notify-timeout', 30) * 1000),
   });
+}
+
+function notifyCommandFlag(raw: string | undefined): string | undefined {
+  if (raw !== undefined && raw.trim() === '') throw new UsageError('--notify-command must not be empty');
+  return raw;
 }
 
 /** A non-negative number of seconds, fractions allowed (tests use short delays). */

@@ -79,6 +79,9 @@ const samples: Message[] = [
   { t: 'req', id: 14, op: 'drain', worker: 'w1' },
   { t: 'req', id: 15, op: 'uploads', failed: true },
   { t: 'req', id: 16, op: 'upload-retry', all: true },
+  { t: 'req', id: 17, op: 'compare', a: 'u1', b: 'u2' },
+  { t: 'req', id: 18, op: 'verify', name: 'j', platform: 'p' },
+  { t: 'req', id: 19, op: 'repro-record', job: 'j' },
 ];
 const where = (m: Message): string => (m.t === 'req' ? `request ${m.op}` : m.t);
 const roundTrip = (m: unknown): Message => parseMessage(decodeValue(encodeFrame(encodeValue(m)).subarray(4)));
