@@ -91,7 +91,7 @@ t('docker: a reproducible tarball is reproduced on its second run and by verify 
 
   const table = await h.client(server, ['history', 'tarball']);
   assert.match(table.stdout, /REPRO/);
-  assert.match(table.stdout, /exited 0\s+reproduced/);
+  assert.match(table.stdout, new RegExp(`exited 0 .*reproduced\\s+${second.uuid}`));
   const info = await h.client(server, ['info']);
   assert.match(info.stdout, /tarball .*reproduced/);
 }));

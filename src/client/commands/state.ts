@@ -78,10 +78,10 @@ builder-client history NAME --repro [--platform P] [--json]
       ctx.out(JSON.stringify(runs, null, 2));
       return 0;
     }
-    ctx.out(table(['FINISHED', 'JOB', 'PLATFORM', 'RESULT', 'REPRO', 'TOOK', 'PEAK MEM', 'CPU', 'UUID'],
-      runs.map((r) => [r.finished, r.job, r.platform, r.result ? describeResult(r.result) : null, r.repro?.verdict ?? null,
+    ctx.out(table(['FINISHED', 'JOB', 'PLATFORM', 'RESULT', 'TOOK', 'PEAK MEM', 'CPU', 'REPRO', 'UUID'],
+      runs.map((r) => [r.finished, r.job, r.platform, r.result ? describeResult(r.result) : null,
         r.finished ? duration(Date.parse(r.finished) - Date.parse(r.started)) : null,
-        bytes(r.stats.peakMemoryBytes), r.stats.cpuMs === undefined ? null : duration(r.stats.cpuMs), r.uuid])));
+        bytes(r.stats.peakMemoryBytes), r.stats.cpuMs === undefined ? null : duration(r.stats.cpuMs), r.repro?.verdict ?? null, r.uuid])));
     return 0;
   },
 };
