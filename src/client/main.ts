@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // builder-client: schedules, changes and watches jobs on a builder-server.
-// Exit status: 0 success, 1 the server refused (or the followed job failed), 2 usage errors.
+// Exit status: 0 success, 1 the server refused (or the followed job failed), 2 usage errors;
+// compare and verify: 0 reproduced, 1 differs, 2 error (commands/repro.ts).
 import { parseArgs } from '../common/args.js';
 import { UsageError } from '../common/errors.js';
 import { DEFAULT_HOST, DEFAULT_PORT, parseRemote } from '../common/paths.js';
@@ -13,10 +14,11 @@ import { drain, dropPlatform, history, info, undropPlatform, workers } from './c
 import { ClientSession } from './session.js';
 import { uploadCommands } from './commands/uploads.js';
 import { render, templates } from './commands/templates.js';
+import { compare, verify } from './commands/repro.js';
 
 const commands: Command[] = [
   schedule, orbBuild, unschedule, reschedule, execute, info, observe, observeLatest,
-  dropPlatform, undropPlatform, history, cancel, workers, drain, ...uploadCommands, templates, render,
+  dropPlatform, undropPlatform, history, cancel, workers, drain, ...uploadCommands, templates, render, compare, verify,
 ];
 
 const GLOBAL = `global options (before or after the sub-command):

@@ -20,6 +20,7 @@ export const ERROR_CODES = [
   // reproducibility: comparisons, diff reports, provenance and its signing key
   'BAD_ARTIFACTS', 'DIFF', 'PROVENANCE', 'KEY',
   'BAD_SECRET', 'BAD_EPOCH', // templated jobs' environment: secrets and SOURCE_DATE_EPOCH (issue 8)
+  'NO_REFERENCE', // reproducibility tracking: verify finds no successful run to compare a rebuild with
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
 

@@ -87,6 +87,10 @@ export const requests = {
   // templates: which platforms have one; render: the script a job would run now, not run
   templates: record(req('templates')),
   render: record({ ...req('render'), name: str, platform: opt(str) }),
+  // reproducibility: a is the reference run, b the one judged
+  compare: record({ ...req('compare'), a: str, b: str }),
+  verify: record({ ...req('verify'), name: str, platform: opt(str) }),
+  'repro-record': record({ ...req('repro-record'), job: str, platform: opt(str) }),
 };
 export type Request = Infer<(typeof requests)[keyof typeof requests]>;
 

@@ -21,6 +21,8 @@ export interface JobInfo {
   sourceDateEpoch: number;
   /** the names of the job's secrets; their values are never shown */
   secrets: string[];
+  /** info only: per platform, the latest verdict */
+  repro?: Array<{ platform: string; verdict: 'reproduced' | 'differs' | null; outcome: 'ok' | 'failing'; uuid: string }>;
 }
 
 /** A run, running or finished (history, observe of a finished run). */
@@ -37,6 +39,69 @@ export interface RunInfo {
   refusals: Refusal[];
   /** the stored result's directory, once stored */
   dir: string | null;
+  /** a successful run's comparison with the previous successful run (history only; absent otherwise) */
+  repro?: ReproInfo | null;
+}
+
+/** How a successful run compares with the previous successful run of its job on its platform. */
+export interface ReproInfo {
+  verdict: 'reproduced' | 'differs';
+  /** the reference run's uuid */
+  against: string;
+  changed: string[];
+  added: string[];
+  removed: string[];
+  /** the stored diff report (RESULT/compare.txt) once written, for differs */
+  report: string | null;
+}
+
+/** What changed in one artifact: the report of diffoscope, a line diff, or the first differing byte. */
+export interface ArtifactDiff {
+  path: string;
+  tool: 'identical' | 'diffoscope' | 'line-diff' | 'first-byte' | 'error';
+  text: string;
+  truncated: boolean;
+}
+
+export interface RunRef { uuid: string; job: string; platform: string; worker: string; finished: string | null }
+
+/** compare: b judged against a. */
+export interface CompareReply {
+  a: RunRef;
+  b: RunRef;
+  verdict: 'reproduced' | 'differs';
+  changed: string[];
+  added: string[];
+  removed: string[];
+  diffs: ArtifactDiff[];
+}
+
+/** verify: the rebuild, where it ran, and how it compares (null when it did not succeed). */
+export interface VerifyReply {
+  job: string;
+  platform: string;
+  uuid: string;
+  worker: string;
+  /** the reference run and the worker that built it */
+  against: RunRef;
+  /** whether the rebuild ran on another worker than the reference's */
+  otherWorker: boolean;
+  result: RunResult;
+  comparison: CompareReply | null;
+}
+
+/** repro-record: per platform, how the job's successful runs compared with the one before. */
+export interface ReproRecord {
+  platform: string;
+  compared: number;
+  reproduced: number;
+  differs: number;
+  /** the current run of consecutive reproduced verdicts */
+  streak: { count: number; since: string; sinceUuid: string } | null;
+  /** the last differs verdict: which artifacts broke it */
+  lastBreak: { uuid: string; against: string; at: string; changed: string[]; added: string[]; removed: string[] } | null;
+  /** the job's state: its last outcome and verdict */
+  outcome: 'ok' | 'failing' | null;
 }
 
 export type RunningInfo = Pick<RunInfo, 'uuid' | 'job' | 'platform' | 'worker' | 'started'>;
@@ -146,6 +211,9 @@ export interface Replies {
   'upload-retry': { queued: number };
   templates: TemplatesReply;
   render: RenderReply;
+  compare: CompareReply;
+  verify: VerifyReply;
+  'repro-record': { job: string; platforms: ReproRecord[] };
 }
 
 export type Op = Request['op'];

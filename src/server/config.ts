@@ -18,4 +18,8 @@ export interface ServerConfig {
   readonly retryBackoffMs: number;
   /** false with --no-provenance: no signing key is made and no provenance.json written (absent: on) */
   readonly provenance?: boolean;
+  /** --notify-command: run through the shell with a state change's summary as JSON on stdin */
+  readonly notifyCommand?: string | undefined;
+  /** how long the notify command may run before it is killed */
+  readonly notifyTimeoutMs?: number | undefined;
 }

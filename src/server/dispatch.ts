@@ -63,6 +63,8 @@ export class Dispatcher {
     this.workers.delete(w);
     this.parts.ledger.release(w, reason);
     this.parts.events.emit('worker:left', { name: w.name, platform: w.platform, reason });
+    // an entry that avoided one of the remaining workers for this one may go to it now
+    this.dispatch(w.platform);
   }
 
   /** A new platform's queue collects the templated jobs that apply to it. */
@@ -78,12 +80,24 @@ export class Dispatcher {
     for (const w of this.workers) {
       if (platform !== undefined && w.platform !== platform) continue;
       while (freeSlots(w) > 0 && !this.store.isDropped(w.platform)) {
-        const entry = this.store.nextQueued(w.platform, now);
+        // an entry that avoids this worker (verify's rebuild) waits for another one while one is there
+        const entry = this.hasPeer(w) ? this.store.nextQueuedFor(w.platform, now, w.name) : this.store.nextQueued(w.platform, now);
         if (!entry) break;
         this.startRun(w, entry.job, entry.attempt);
       }
     }
     this.armRetryTimer(now);
+  }
+
+  /**
+   * Whether another worker of w's platform could take work: connected, not draining, not short
+   * of disk, whether or not it is busy now (an avoided entry waits for it rather than racing).
+   */
+  private hasPeer(w: WorkerSession): boolean {
+    for (const o of this.workers) {
+      if (o !== w && o.name !== w.name && o.platform === w.platform && !o.draining && !o.diskShort && !o.port.closed) return true;
+    }
+    return false;
   }
 
   /** Entries held back by a retry back-off need a wake-up when they become due. */

@@ -5,6 +5,7 @@
 import type { Logger } from '../common/log.js';
 import { errorMessage } from '../common/errors.js';
 import type { RunResult } from '../protocol/messages.js';
+import type { Comparison } from '../repro/compare.js';
 
 export interface RunFacts {
   uuid: string;
@@ -18,6 +19,11 @@ export interface EventMap {
   'run:started': RunFacts & { started: number };
   /** dir is the stored result directory, or null when its files could not be written */
   'run:finished': RunFacts & { result: RunResult; finished: number; dir: string | null; retried: boolean };
+  /**
+   * A successful run was compared with the previous successful run of its job on its platform
+   * (stored by then); against and comparison are null when there was none.
+   */
+  'run:compared': RunFacts & { against: string | null; comparison: Comparison | null; dir: string | null };
   'worker:joined': { name: string; platform: string; capacity: number };
   'worker:left': { name: string; platform: string; reason: string };
 }

@@ -39,12 +39,16 @@ options:
   --no-provenance      do not sign and store provenance.json with each result
   --print-public-key   print the public key that signs provenance (PEM) and exit; the key pair
                        is made on first start next to the token (provenance-key.pem, mode 0600)
+  --notify-command CMD run CMD (through sh -c) with a JSON summary on stdin when a job stops
+                       reproducing, reproduces again, starts failing or recovers
+  --notify-timeout SECONDS  how long CMD may run before it is killed (default 30)
   --help               this text`;
 
 /** The configuration, or undefined after --help. */
 function configFrom(argv: string[]): ServerConfig | undefined {
   const args = parseArgs(argv, {
-    values: ['dir', 'config-dir', 'ip', 'port', 'token-file', 'upload', 'upload-backoff', 'lease', 'timeout', 'max-frame', 'max-attempts', 'retry-backoff'],
+    values: ['dir', 'config-dir', 'ip', 'port', 'token-file', 'upload', 'upload-backoff', 'lease', 'timeout', 'max-frame', 'max-attempts', 'retry-backoff',
+      'notify-command', 'notify-timeout'],
     booleans: ['help', 'no-provenance', 'print-public-key'],
   });
   if (args.booleans.has('help')) {
@@ -85,7 +89,14 @@ function configFrom(argv: string[]): ServerConfig | undefined {
     maxAttempts: intFlag(args, 'max-attempts', 3, 1),
     retryBackoffMs: intFlag(args, 'retry-backoff', 10, 0) * 1000,
     provenance: !args.booleans.has('no-provenance'),
+    notifyCommand: notifyCommandFlag(args.values['notify-command']),
+    notifyTimeoutMs: Math.max(1, secondsFlag(args.values['notify-timeout'], 'notify-timeout', 30) * 1000),
   });
+}
+
+function notifyCommandFlag(raw: string | undefined): string | undefined {
+  if (raw !== undefined && raw.trim() === '') throw new UsageError('--notify-command must not be empty');
+  return raw;
 }
 
 /** A non-negative number of seconds, fractions allowed (tests use short delays). */

@@ -16,6 +16,7 @@ import { listUploads, retryUpload } from './upload/requests.js';
 import { checkSecrets, type Secrets } from './job-secrets.js';
 import { renderJob, templatesReply } from './template-requests.js';
 import { sourceDateEpochOf } from './templates.js';
+import { compareRuns, defaultReproOptions, jobVerdicts, reproOf, reproRecord, verifyJob, type ReproOptions } from './repro/requests.js';
 import type { Uploader } from './upload/uploader.js';
 
 export interface RequestContext {
@@ -25,7 +26,12 @@ export interface RequestContext {
   config: ServerConfig;
   /** present when the server uploads to builder-web (--upload) */
   uploader: Uploader | undefined;
+  /** how compare and verify make diff reports (default: diffoscope from PATH, 2 at once) */
+  repro?: ReproOptions;
 }
+
+let sharedRepro: ReproOptions | undefined;
+const reproOptions = (ctx: RequestContext): ReproOptions => ctx.repro ?? (sharedRepro ??= defaultReproOptions());
 
 export const PACKAGE = /^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$/;
 const MAX_TIMEOUT_SEC = 7 * 86_400;
@@ -161,9 +167,10 @@ export async function handleRequest(ctx: RequestContext, conn: Connection, req: 
       setImmediate(() => platforms.forEach((p) => coordinator.dispatch(p)));
       return { name: job.name, queued: platforms } satisfies Replies['execute'];
     }
-    case 'info':
+    case 'info': {
+      const verdicts = jobVerdicts(store);
       return {
-        schedule: store.jobs().map(jobInfo(ctx)),
+        schedule: store.jobs().map((j) => ({ ...jobInfo(ctx)(j), repro: verdicts.get(j.name) ?? [] })),
         queues: Object.fromEntries(
           store.platforms().filter((p) => !p.dropped).map((p) => [p.name, store.queue(p.name).map((e) => e.job)]),
         ),
@@ -171,6 +178,7 @@ export async function handleRequest(ctx: RequestContext, conn: Connection, req: 
         dropped: store.platforms().filter((p) => p.dropped).map((p) => p.name),
         workers: workersInfo(ctx),
       } satisfies Replies['info'];
+    }
     case 'observe': {
       if (!isUuid(req.uuid)) refuse('BAD_UUID', `invalid uuid "${req.uuid}"`);
       if (coordinator.observe(connectionPort(conn), req.id, req.uuid)) return { uuid: req.uuid, live: true } satisfies Replies['observe'];
@@ -196,7 +204,8 @@ export async function handleRequest(ctx: RequestContext, conn: Connection, req: 
       return { platform: req.platform } satisfies Replies['undrop-platform'];
     }
     case 'history':
-      return store.history(req.job, Math.min(Math.max(req.limit ?? 20, 1), 10_000)).map(runInfo);
+      return store.history(req.job, Math.min(Math.max(req.limit ?? 20, 1), 10_000))
+        .map((r) => ({ ...runInfo(r), repro: reproOf(store, r.uuid) }));
     case 'cancel': {
       if (!isUuid(req.uuid)) refuse('BAD_UUID', `invalid uuid "${req.uuid}"`);
       if (!(await coordinator.cancel(req.uuid))) refuse('NO_RUN', `no running job with uuid ${req.uuid}`);
@@ -221,6 +230,12 @@ export async function handleRequest(ctx: RequestContext, conn: Connection, req: 
       return templatesReply(ctx);
     case 'render':
       return renderJob(ctx, req);
+    case 'compare':
+      return compareRuns(store, reproOptions(ctx), req.a, req.b);
+    case 'verify':
+      return verifyJob({ store, coordinator, configDir: ctx.config.configDir, repro: reproOptions(ctx) }, connectionPort(conn), req.name, req.platform);
+    case 'repro-record':
+      return reproRecord(store, req.job, req.platform);
     default: {
       const never: never = req;
       return refuse('BAD_REQUEST', `unknown request ${JSON.stringify(never)}`);

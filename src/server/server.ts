@@ -19,6 +19,8 @@ import { serveWorker } from './worker-handler.js';
 import { ServerEvents } from './events.js';
 import { parseUploadUrl } from './upload/sender.js';
 import { Uploader } from './upload/uploader.js';
+import { Notifier } from './repro/notify.js';
+import { ReproTracker } from './repro/tracker.js';
 
 /** Upload retries never wait longer than this, however long builder-web has been away. */
 const MAX_UPLOAD_DELAY_MS = 3_600_000;
@@ -29,6 +31,7 @@ export interface RunningServer {
   coordinator: Coordinator;
   events: ServerEvents;
   uploader: Uploader | undefined;
+  tracker: ReproTracker;
   close(): Promise<void>;
 }
 
@@ -48,6 +51,9 @@ export async function startServer(config: ServerConfig, log: Logger): Promise<Ru
   }, log);
   // the coordinator writes the outbox row with the finished run; this only wakes the sender
   if (uploader) events.on('run:finished', () => uploader.wake());
+  const notifier = config.notifyCommand ? new Notifier(config.notifyCommand, log, config.notifyTimeoutMs) : undefined;
+  // subscribed before anything can finish a run, so every run:finished is tracked
+  const tracker = new ReproTracker({ store, events, log, notifier });
   const coordinator = new Coordinator(store, config, log, { events, uploads: uploader !== undefined, attester });
   coordinator.recover();
   const scheduler = new Scheduler(store, config.configDir, (platforms) => platforms.forEach((p) => coordinator.dispatch(p)), log);
@@ -88,8 +94,11 @@ export async function startServer(config: ServerConfig, log: Logger): Promise<Ru
     coordinator,
     events,
     uploader,
+    tracker,
     async close() {
       uploader?.stop();
+      tracker.stop();
+      await notifier?.close();
       scheduler.stop();
       coordinator.stop();
       await new Promise<void>((resolve) => {

@@ -84,6 +84,9 @@ const samples: Message[] = [
   { t: 'req', id: 18, op: 'render', name: 'solo5', platform: 'debian-12' },
   { t: 'req', id: 19, op: 'schedule', name: 'signed', platform: 'debian-12', script: 'true\n', sourceDateEpoch: 1_700_000_000,
     secrets: [{ name: 'TOKEN', value: 'hunter22' }] },
+  { t: 'req', id: 20, op: 'compare', a: 'u1', b: 'u2' },
+  { t: 'req', id: 21, op: 'verify', name: 'j', platform: 'p' },
+  { t: 'req', id: 22, op: 'repro-record', job: 'j' },
 ];
 const where = (m: Message): string => (m.t === 'req' ? `request ${m.op}` : m.t);
 const roundTrip = (m: unknown): Message => parseMessage(decodeValue(encodeFrame(encodeValue(m)).subarray(4)));

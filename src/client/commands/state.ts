@@ -1,8 +1,10 @@
 // info, history, workers: readable tables, or JSON with --json.
+import { UsageError } from '../../common/errors.js';
 import { describeResult } from '../../protocol/describe.js';
 import type { WorkerInfo } from '../../protocol/replies.js';
 import type { Command } from '../command.js';
 import { bytes, duration, table } from '../format.js';
+import { printRecord, reproCell } from './repro.js';
 
 const json = { booleans: ['json'] } as const;
 
@@ -30,9 +32,9 @@ export const info: Command = {
       return 0;
     }
     ctx.out('schedule:');
-    ctx.out(table(['JOB', 'PLATFORM', 'WHEN', 'NEXT RUN', 'TIMEOUT'],
+    ctx.out(table(['JOB', 'PLATFORM', 'WHEN', 'NEXT RUN', 'TIMEOUT', 'REPRO'],
       d.schedule.map((j) => [j.name, j.platform ?? `all (orb ${j.package})`, j.cron ? `cron ${j.cron}${j.tz ? ` ${j.tz}` : ''}` : j.period,
-        j.next ?? 'only by execute', duration(j.timeoutSec * 1000)])));
+        j.next ?? 'only by execute', duration(j.timeoutSec * 1000), reproCell(j)])));
     ctx.out('\nqueues:');
     const queues = Object.entries(d.queues);
     if (queues.length === 0) ctx.out('(none)');
@@ -49,11 +51,25 @@ export const info: Command = {
 export const history: Command = {
   name: 'history',
   summary: 'finished runs, newest first',
-  usage: 'builder-client history [NAME] [--limit N] [--json]',
-  flags: { values: ['limit'], booleans: ['json'] },
+  usage: `builder-client history [NAME] [--limit N] [--json]
+builder-client history NAME --repro [--platform P] [--json]
+
+  REPRO: how a successful run compared with the previous successful run of its job on its
+  platform (reproduced, differs, or - for a failed or first run).
+  --repro   the job's record instead: how many runs reproduced the one before, the current
+            streak and since when, and which artifact broke it last`,
+  flags: { values: ['limit', 'platform'], booleans: ['json', 'repro'] },
   positionals: [0, 1],
   async run(args, ctx) {
     const session = await ctx.connect();
+    if (args.booleans.has('repro')) {
+      const job = args.positionals[0];
+      if (!job) throw new UsageError('history --repro needs a job NAME');
+      const { data } = await session.request({ op: 'repro-record', job, ...(args.values.platform ? { platform: args.values.platform } : {}) });
+      if (args.booleans.has('json')) ctx.out(JSON.stringify(data, null, 2));
+      else printRecord(ctx, data.job, data.platforms);
+      return 0;
+    }
     const limit = args.values.limit === undefined ? undefined : Number(args.values.limit);
     const { data: runs } = await session.request({
       op: 'history', ...(args.positionals[0] ? { job: args.positionals[0] } : {}), ...(limit ? { limit } : {}),
@@ -62,10 +78,10 @@ export const history: Command = {
       ctx.out(JSON.stringify(runs, null, 2));
       return 0;
     }
-    ctx.out(table(['FINISHED', 'JOB', 'PLATFORM', 'RESULT', 'TOOK', 'PEAK MEM', 'CPU', 'UUID'],
+    ctx.out(table(['FINISHED', 'JOB', 'PLATFORM', 'RESULT', 'TOOK', 'PEAK MEM', 'CPU', 'REPRO', 'UUID'],
       runs.map((r) => [r.finished, r.job, r.platform, r.result ? describeResult(r.result) : null,
         r.finished ? duration(Date.parse(r.finished) - Date.parse(r.started)) : null,
-        bytes(r.stats.peakMemoryBytes), r.stats.cpuMs === undefined ? null : duration(r.stats.cpuMs), r.uuid])));
+        bytes(r.stats.peakMemoryBytes), r.stats.cpuMs === undefined ? null : duration(r.stats.cpuMs), r.repro?.verdict ?? null, r.uuid])));
     return 0;
   },
 };

@@ -1,10 +1,11 @@
 // All durable server state lives in one SQLite file (WAL). Every change is one transaction;
 // the files of this folder are the only place SQL is written, one statement per operation,
 // split by table group: jobs.ts (schedule and platforms), queue.ts, runs.ts (runs, console,
-// artifacts) and uploads.ts (the outbox to builder-web). openStore(':memory:') gives tests a
+// artifacts), comparisons.ts (reproducibility) and uploads.ts (the outbox to builder-web). openStore(':memory:') gives tests a
 // fresh store without a file.
 import Database from 'better-sqlite3';
 import { BuilderError } from '../../common/errors.js';
+import { comparisonStatements } from './comparisons.js';
 import { jobStatements } from './jobs.js';
 import { migrations } from './migrations.js';
 import { queueStatements } from './queue.js';
@@ -12,6 +13,7 @@ import { runStatements } from './runs.js';
 import { uploadStatements } from './uploads.js';
 import type { FinishedRun, RunRow } from './runs.js';
 
+export { comparisonOf, type ComparisonRow, type JobStateRow, type Outcome, type SuccessfulRun } from './comparisons.js';
 export type { JobRow, JobSummary, PlatformRow } from './jobs.js';
 export type { QueueRow } from './queue.js';
 export type { FinishedRun, RunRow, StoredRun } from './runs.js';
@@ -55,6 +57,7 @@ export function openStore(file: string, options: StoreOptions = {}) {
     ...jobs,
     ...queue,
     ...runs,
+    ...comparisonStatements(db),
     uploads,
 
     /** the job and its queue entries on every platform */

@@ -101,4 +101,35 @@ export const migrations: readonly string[] = [
   ALTER TABLE jobs ADD COLUMN source_date_epoch INTEGER;
   UPDATE jobs SET source_date_epoch = created / 1000;
   `,
+  // 6: reproducibility tracking. comparisons: each successful run against the previous
+  // successful run of its job on its platform (artifact sets by sha256), with the path of the
+  // diff report once written. job_state: per job and platform, the last outcome and verdict, so
+  // a change of state (stops reproducing, starts failing, ...) is noticed with one lookup and
+  // info reads every job's latest verdict in one statement. queue.avoid_worker: verify's
+  // rebuild prefers another worker than the last run's.
+  `
+  CREATE TABLE comparisons (
+    uuid TEXT PRIMARY KEY,
+    job TEXT NOT NULL,
+    platform TEXT NOT NULL,
+    against_uuid TEXT NOT NULL,
+    verdict TEXT NOT NULL CHECK (verdict IN ('reproduced', 'differs')),
+    changed TEXT NOT NULL,
+    added TEXT NOT NULL,
+    removed TEXT NOT NULL,
+    report TEXT,
+    created INTEGER NOT NULL
+  );
+  CREATE INDEX comparisons_latest ON comparisons (job, platform, created);
+  CREATE TABLE job_state (
+    job TEXT NOT NULL,
+    platform TEXT NOT NULL,
+    outcome TEXT NOT NULL CHECK (outcome IN ('ok', 'failing')),
+    verdict TEXT CHECK (verdict IN ('reproduced', 'differs')),
+    uuid TEXT NOT NULL,
+    updated INTEGER NOT NULL,
+    PRIMARY KEY (job, platform)
+  );
+  ALTER TABLE queue ADD COLUMN avoid_worker TEXT;
+  `,
 ];

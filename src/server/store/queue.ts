@@ -2,7 +2,11 @@
 // the front is below the smallest, the back above the largest), held back until not_before.
 import type Database from 'better-sqlite3';
 
-export interface QueueRow { platform: string; job: string; pos: number; attempt: number; not_before: number }
+export interface QueueRow {
+  platform: string; job: string; pos: number; attempt: number; not_before: number;
+  /** verify's rebuild: a worker of this name takes the entry only when no other can */
+  avoid_worker: string | null;
+}
 
 export function queueStatements(db: Database.Database) {
   const q = {
@@ -20,6 +24,11 @@ export function queueStatements(db: Database.Database) {
     nextQueued: db.prepare<[string, number], QueueRow>(
       'SELECT * FROM queue WHERE platform = ? AND not_before <= ? ORDER BY pos LIMIT 1',
     ),
+    nextQueuedFor: db.prepare<[string, number, string], QueueRow>(
+      `SELECT * FROM queue WHERE platform = ? AND not_before <= ? AND (avoid_worker IS NULL OR avoid_worker != ?)
+       ORDER BY pos LIMIT 1`,
+    ),
+    setAvoid: db.prepare<[string | null, string, string]>('UPDATE queue SET avoid_worker = ? WHERE platform = ? AND job = ?'),
     nextRetry: db.prepare<[number], { t: number | null }>('SELECT MIN(not_before) AS t FROM queue WHERE not_before > ?'),
   };
   const backPos = (platform: string): number => (q.maxPos.get(platform)?.p ?? 0) + 1;
@@ -36,6 +45,10 @@ export function queueStatements(db: Database.Database) {
       else q.enqueue.run(platform, job, pos, attempt, notBefore);
     },
     nextQueued: (platform: string, now: number) => q.nextQueued.get(platform, now),
+    /** the next entry a worker of this name may take when another worker could take the ones it should avoid */
+    nextQueuedFor: (platform: string, now: number, worker: string) => q.nextQueuedFor.get(platform, now, worker),
+    /** marks a queued entry to go to another worker than `worker` when one is there (null: any) */
+    setAvoidWorker: (platform: string, job: string, worker: string | null) => void q.setAvoid.run(worker, platform, job),
     dequeue: (platform: string, job: string) => void q.dequeue.run(platform, job),
     /** takes a job out of every platform's queue */
     dequeueJob: (job: string) => void q.dequeueJob.run(job),
