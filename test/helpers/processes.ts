@@ -1,10 +1,16 @@
 // Starts the real programs for tests and benchmarks: a server on an ephemeral port with its own
-// state directory, workers and clients against it. Everything started is stopped by cleanup().
+// state directory, workers and clients against it. Everything started is stopped by cleanup(),
+// or by withTimeout() when a test runs out of time.
+//
+// Each program starts as the leader of its own process group, so that one kill reaches what it
+// started in that group; what left the group (the jobs a worker runs in their own groups) is
+// found by the test mark every descendant inherits (process-marks.ts).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { killMarked, MARK_VAR as MARK, testMark } from './process-marks.js';
 
 /** The repository root, from dist/test/helpers/. */
 export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
@@ -50,9 +56,40 @@ export class Proc {
     });
   }
 
-  kill(signal: NodeJS.Signals = 'SIGTERM'): void {
-    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill(signal);
+  get running(): boolean {
+    return this.child.exitCode === null && this.child.signalCode === null;
   }
+
+  /** Signals the program itself (what a user or a service manager would do). */
+  kill(signal: NodeJS.Signals = 'SIGTERM'): void {
+    if (this.running) this.child.kill(signal);
+  }
+
+  /** SIGKILLs the program's whole process group (it is the leader), even after the leader died. */
+  killGroup(): void {
+    try {
+      process.kill(-this.pid, 'SIGKILL');
+    } catch {
+      // ESRCH: nothing of the group is left
+    }
+  }
+}
+
+/** Every program any harness started that has not exited yet, in start order. */
+const live = new Set<Proc>();
+
+function stopProcs(procs: Iterable<Proc>): void {
+  for (const p of procs) p.killGroup();
+}
+
+// A test process that ends (uvu done, an uncaught error, Ctrl-C) takes what it started with it:
+// the programs sit in their own process groups, out of reach of the terminal's signal.
+process.once('exit', () => {
+  stopProcs(live);
+  killMarked(testMark());
+});
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(sig, () => process.exit(130));
 }
 
 export interface ServerHandle {
@@ -66,6 +103,7 @@ export interface ServerHandle {
 export class Harness {
   readonly root: string;
   private procs: Proc[] = [];
+  private closed = false;
 
   constructor(prefix = 'builder-test-') {
     this.root = mkdtempSync(join(tmpdir(), prefix));
@@ -76,12 +114,16 @@ export class Harness {
   }
 
   spawn(file: string, args: string[], label: string, env: NodeJS.ProcessEnv = {}): Proc {
+    if (this.closed) throw new Error(`${label}: not started, this harness was cleaned up (the test timed out or ended)`);
     const child = spawn(process.execPath, [file, ...args], {
+      detached: true,
       stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, BUILDER_TOKEN: '', BUILDER_REMOTE: '', ...env },
+      env: { ...process.env, BUILDER_TOKEN: '', BUILDER_REMOTE: '', [MARK]: testMark(), ...env },
     });
     const p = new Proc(child, label);
     this.procs.push(p);
+    live.add(p);
+    void p.exited.then(() => live.delete(p));
     return p;
   }
 
@@ -144,22 +186,51 @@ export class Harness {
     return readFileSync(server.tokenFile, 'utf8').trim();
   }
 
-  /** Stops every process this harness started and removes its files. */
+  /**
+   * Stops every process this harness started, with their process groups and whatever they left
+   * in other groups (a job still running after its worker was killed with -9), and removes its
+   * files. A test body still running after its timeout can start nothing more here.
+   */
   async cleanup(): Promise<void> {
-    for (const p of this.procs) p.kill('SIGKILL');
+    this.closed = true;
+    stopProcs(this.procs);
     await Promise.all(this.procs.map((p) => p.exited));
+    const mine = new Set(this.procs.map((p) => p.pid));
+    // tests run one at a time in a file, so marked processes outside other live harnesses'
+    // groups are this harness's leftovers
+    const others = new Set([...live].filter((p) => !mine.has(p.pid)).map((p) => p.pid));
+    killMarked(testMark(), (m) => others.has(m.pgid));
     this.procs = [];
     rmSync(this.root, { recursive: true, force: true });
   }
 }
 
-/** uvu has no per-test timeout: wrap a test body with one. */
-export function withTimeout<T>(ms: number, fn: () => Promise<T>): () => Promise<T> {
-  return () =>
-    Promise.race([
-      fn(),
-      new Promise<T>((_, reject) => setTimeout(() => reject(new Error(`test timed out after ${ms} ms`)), ms).unref()),
-    ]);
+/**
+ * uvu has no per-test timeout: wrap a test body with one. On expiry the test fails, and every
+ * program started during it (by any harness) is killed with its process group, as is every
+ * marked process outside the groups of programs that were already running when it began (a
+ * server a suite shares), so no server, worker or job outlives a test that timed out.
+ */
+export function withTimeout<T>(ms: number, fn: () => Promise<T>): (ctx?: { __test__?: string }) => Promise<T> {
+  return async (ctx) => {
+    const before = new Set(live);
+    let timer: NodeJS.Timeout | undefined;
+    const expired = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        const started = [...live].filter((p) => !before.has(p));
+        stopProcs(started);
+        const kept = new Set([...before].map((p) => p.pid));
+        const killed = killMarked(testMark(), (m) => kept.has(m.pgid));
+        const what = [...new Set([...started.map((p) => `${p.label} (${p.pid})`), ...killed.map((k) => `${k.args} (${k.pid})`)])];
+        reject(new Error(`test ${ctx?.__test__ ? `"${ctx.__test__}" ` : ''}timed out after ${ms} ms; killed ${what.length ? what.join(', ') : 'nothing'}`));
+      }, ms);
+    });
+    try {
+      return await Promise.race([fn(), expired]);
+    } finally {
+      clearTimeout(timer);
+    }
+  };
 }
 
 /** Polls until check() returns a truthy value (for state that has no event to wait on). */

@@ -41,69 +41,88 @@ const finished = (s: ServerHandle, job: string) =>
 const hostProbe = '/tmp/builder-sandbox-escape-probe';
 const escapeScript = `echo pwned > ${hostProbe} 2>/dev/null; echo pwned >> /etc/passwd 2>/dev/null; mkdir -p out; echo artifact > out/a.txt; echo in-sandbox; exit 4\n`;
 
-t('docker: a job runs in a container from the platform image; artifacts come back; the host is untouched', withTimeout(90_000, async () => {
-  if (!dockerReady()) return;
-  const server = await h.server();
-  const passwd = readFileSync('/etc/passwd', 'utf8');
-  h.worker(server, 'busybox', ['--sandbox', 'docker', '--image', 'builder-test-busybox', '--name', 'dock1', '--network', 'none']);
-  await h.client(server, ['schedule', 'contained', 'busybox', h.script('c', escapeScript)]);
-  const run = await finished(server, 'contained');
-  assert.equal(run.result, { kind: 'exited', code: 4 });
-  assert.is(readFileSync(join(run.dir, 'artifacts/out/a.txt'), 'utf8'), 'artifact\n');
-  assert.match(readFileSync(join(run.dir, 'console'), 'utf8'), /in-sandbox/);
-  assert.not.ok(existsSync(hostProbe), 'nothing written on the host');
-  assert.is(readFileSync('/etc/passwd', 'utf8'), passwd);
-  await eventually(() => sh('docker', ['ps', '-aq', '--filter', 'label=builder.worker=dock1']).trim() === '', 10_000, 'the container to be removed');
-}));
+/** A backend as a worker selects it, and how to see its sandboxes and the job's processes. */
+interface Backend {
+  name: string;
+  ready(): boolean;
+  platform: string;
+  args(worker: string): string[];
+  /** this worker's containers or snapshots that exist */
+  sandboxes(worker: string): string[];
+}
+const backends: Backend[] = [
+  {
+    name: 'docker',
+    ready: dockerReady,
+    platform: 'busybox',
+    args: (w) => ['--sandbox', 'docker', '--image', 'builder-test-busybox', '--name', w, '--network', 'none'],
+    sandboxes: (w) => sh('docker', ['ps', '-aq', '--filter', `label=builder.worker=${w}`]).split('\n').filter(Boolean),
+  },
+  {
+    name: 'btrfs-ns',
+    ready: btrfsReady,
+    platform: 'bb',
+    args: (w) => ['--sandbox', 'btrfs-ns', '--btrfs-base', join(btrfsMount, 'base@clean'), '--name', w],
+    sandboxes: (w) => readdirSync(btrfsMount).filter((n) => n.startsWith(`builder-${w}-`)),
+  },
+];
 
-t('docker: kill -9 of the worker mid-job leaves nothing behind after its next start', withTimeout(90_000, async () => {
-  if (!dockerReady()) return;
-  const server = await h.server({ args: ['--lease', '1'] });
-  const w = h.worker(server, 'busybox', ['--sandbox', 'docker', '--image', 'builder-test-busybox', '--name', 'dock2']);
-  await h.client(server, ['schedule', 'stuck', 'busybox', h.script('s', 'echo started\nsleep 1000\n'), '--period', 'never']);
-  await h.client(server, ['execute', 'stuck']);
-  await eventually(() => sh('docker', ['ps', '-q', '--filter', 'label=builder.worker=dock2']).trim() !== '', 30_000, 'a running container');
-  w.kill('SIGKILL');
-  await w.exited;
-  assert.ok(sh('docker', ['ps', '-aq', '--filter', 'label=builder.worker=dock2']).trim() !== '', 'the container outlived its worker');
-  await h.client(server, ['unschedule', 'stuck']);
-  const again = h.worker(server, 'busybox', ['--sandbox', 'docker', '--image', 'builder-test-busybox', '--name', 'dock2']);
-  await again.waitFor(/swept leftover/, 30_000);
-  assert.is(sh('docker', ['ps', '-aq', '--filter', 'label=builder.worker=dock2']).trim(), '');
-}));
+/** pids of the processes whose command line is exactly `sleep N`, in any sandbox */
+const sleepers = (n: number): number[] =>
+  readdirSync('/proc').filter((p) => /^\d+$/.test(p)).filter((p) => {
+    try {
+      return readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0').filter(Boolean).join(' ') === `sleep ${n}`;
+    } catch {
+      return false;
+    }
+  }).map(Number);
 
-t('btrfs-ns: a job runs in a fresh snapshot as an unprivileged user; the host is untouched; the snapshot is deleted', withTimeout(60_000, async () => {
-  if (!btrfsReady()) return;
-  const server = await h.server();
-  const passwd = readFileSync('/etc/passwd', 'utf8');
-  h.worker(server, 'bb', ['--sandbox', 'btrfs-ns', '--btrfs-base', join(btrfsMount, 'base@clean'), '--name', 'snap1']);
-  await h.client(server, ['schedule', 'snapped', 'bb', h.script('b', `id -u\n${escapeScript}`)]);
-  const run = await finished(server, 'snapped');
-  assert.equal(run.result, { kind: 'exited', code: 4 });
-  const consoleText = readFileSync(join(run.dir, 'console'), 'utf8');
-  assert.match(consoleText, /^\d+ 65534$/m, 'ran as nobody');
-  assert.is(readFileSync(join(run.dir, 'artifacts/out/a.txt'), 'utf8'), 'artifact\n');
-  assert.not.ok(existsSync(hostProbe));
-  assert.is(readFileSync('/etc/passwd', 'utf8'), passwd);
-  await eventually(() => !readdirSync(btrfsMount).some((n) => n.startsWith('builder-snap1-')), 10_000, 'the snapshot to be deleted');
-}));
+for (const b of backends) {
+  t(`${b.name}: a job runs in a fresh sandbox; artifacts come back; the host is untouched; the sandbox is removed`, withTimeout(90_000, async () => {
+    if (!b.ready()) return;
+    const w = `${b.name.slice(0, 4)}1`;
+    const server = await h.server();
+    const passwd = readFileSync('/etc/passwd', 'utf8');
+    h.worker(server, b.platform, b.args(w));
+    await h.client(server, ['schedule', 'contained', b.platform, h.script('c', `id -u\n${escapeScript}`)]);
+    const run = await finished(server, 'contained');
+    assert.equal(run.result, { kind: 'exited', code: 4 });
+    assert.is(readFileSync(join(run.dir, 'artifacts/out/a.txt'), 'utf8'), 'artifact\n');
+    const consoleText = readFileSync(join(run.dir, 'console'), 'utf8');
+    assert.match(consoleText, /in-sandbox/);
+    if (b.name === 'btrfs-ns') assert.match(consoleText, /^\d+ 65534$/m, 'ran as nobody');
+    assert.not.ok(existsSync(hostProbe), 'nothing written on the host');
+    assert.is(readFileSync('/etc/passwd', 'utf8'), passwd);
+    await eventually(() => b.sandboxes(w).length === 0, 10_000, 'the sandbox to be removed');
+  }));
 
-t('btrfs-ns: kill -9 of the worker mid-job leaves nothing behind after its next start', withTimeout(60_000, async () => {
-  if (!btrfsReady()) return;
-  const server = await h.server({ args: ['--lease', '1'] });
-  const args = ['--sandbox', 'btrfs-ns', '--btrfs-base', join(btrfsMount, 'base@clean'), '--name', 'snap2'];
-  const w = h.worker(server, 'bb', args);
-  await h.client(server, ['schedule', 'stuck', 'bb', h.script('s', 'echo started\nsleep 1000\n'), '--period', 'never']);
-  await h.client(server, ['execute', 'stuck']);
-  await eventually(() => readdirSync(btrfsMount).some((n) => n.startsWith('builder-snap2-')), 30_000, 'a snapshot');
-  await eventually(() => sh('pgrep', ['-f', 'sleep 1000']).trim() !== '', 10_000, 'the job to run');
-  w.kill('SIGKILL');
-  await w.exited;
-  await h.client(server, ['unschedule', 'stuck']);
-  const again = h.worker(server, 'bb', args);
-  await again.waitFor(/swept leftover/, 30_000);
-  await again.waitFor(/connected/, 30_000);
-  assert.not.ok(readdirSync(btrfsMount).some((n) => n.startsWith('builder-snap2-')), 'no snapshot left');
-}));
+  t(`${b.name}: kill -9 of the worker mid-job leaves no sandbox behind after its next start`, withTimeout(90_000, async () => {
+    if (!b.ready()) return;
+    const w = `${b.name.slice(0, 4)}2`;
+    const n = 50_000 + Math.floor(Math.random() * 40_000); // a sleep no other test runs
+    const server = await h.server({ args: ['--lease', '1'] });
+    const first = h.worker(server, b.platform, b.args(w));
+    await h.client(server, ['schedule', 'stuck', b.platform, h.script('s', `echo started\nsleep ${n}\n`), '--period', 'never']);
+    await h.client(server, ['execute', 'stuck']);
+    await eventually(() => sleepers(n).length === 1, 30_000, 'the job to run');
+    assert.is(b.sandboxes(w).length, 1);
+    first.kill('SIGKILL');
+    await first.exited;
+    assert.is(b.sandboxes(w).length, 1, 'the sandbox outlived its worker');
+    await h.client(server, ['unschedule', 'stuck']);
+    const again = h.worker(server, b.platform, b.args(w));
+    await again.waitFor(/swept leftover/, 30_000);
+    await again.waitFor(/connected/, 30_000);
+    assert.equal(b.sandboxes(w), [], 'no sandbox left');
+    if (b.name === 'docker') {
+      await eventually(() => sleepers(n).length === 0, 10_000, 'the job to end with its container');
+    } else {
+      // btrfs-ns sweep deletes the snapshot but leaves a running job alive in its namespaces (a
+      // known gap, see sandbox-contract.test.ts); its env is scrubbed, so the harness cannot
+      // find it by its test mark: end it here
+      for (const pid of sleepers(n)) process.kill(pid, 'SIGKILL');
+    }
+  }));
+}
 
 t.run();

@@ -124,7 +124,9 @@ t('a job silent for --no-output-timeout is ended with that reason; output past t
 t('history shows the peak memory and CPU time of each job', withTimeout(30_000, async () => {
   const server = await h.server();
   h.worker(server, 'p');
-  await h.client(server, ['schedule', 'busy', 'p', h.script('b', 'i=0; while [ $i -lt 1000000 ]; do i=$((i+1)); done\necho $i\n')]);
+  // busy for at least a second of wall time, whatever the machine's speed: the worker samples
+  // every 250 ms and a job shorter than that reports no figures (a fixed loop took 0.2 s here)
+  await h.client(server, ['schedule', 'busy', 'p', h.script('b', 'i=0; end=$(($(date +%s) + 2))\nwhile [ "$(date +%s)" -lt "$end" ]; do i=$((i+1)); done\necho $i\n')]);
   const [run] = await eventually(async () => {
     const r = await h.history<RunJson>(server);
     return r.length === 1 && r;

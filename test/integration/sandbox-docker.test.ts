@@ -1,5 +1,8 @@
-// The docker backend against a real engine (test/env/setup-docker.sh builds the images).
-// Skips locally without an engine; fails in CI (BUILDER_TEST_STRICT=1).
+// What only the docker backend promises, against a real engine (test/env/setup-docker.sh builds
+// the images): labels, --user, isolation from the host, limits, a missing image, a real Debian
+// build. Output, exit codes, signals, kill, artifacts, teardown and sweep are the contract every
+// backend fulfils: sandbox-contract.test.ts. Skips locally without an engine; fails in CI
+// (BUILDER_TEST_STRICT=1).
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -12,6 +15,7 @@ import { buildEnv } from '../../src/worker/build-env.js';
 import { InfraError } from '../../src/worker/sandbox/types.js';
 import type { JobSpec, Sandbox, SandboxBackend } from '../../src/worker/sandbox/types.js';
 import { need } from '../helpers/env.js';
+import { eventually } from '../helpers/processes.js';
 
 const BUSYBOX = 'builder-test-busybox';
 const DEBIAN = 'builder-test-debian:bookworm';
@@ -50,38 +54,16 @@ test.after(async () => {
   rmSync(workDir, { recursive: true, force: true });
 });
 
-test('a job: merged output in order, exit code, artifacts with paths and sizes, labels, removed after', async () => {
+test('a sandbox is labelled with its job and its worker, and runs the script as --user', async () => {
   if (!ready()) return;
-  const b = backend({ user: '65534:65534' });
-  const j = job(
-    'echo one; echo two >&2; echo three\nid -u\nmkdir -p out/sub; printf hello > out/sub/a.txt; head -c 3000 /dev/zero > big.bin\n' +
-      'n=' + 'x'.repeat(150) + '; printf long > "out/$n"\nln -s out/sub/a.txt inside; ln -s /etc/passwd outside\nexit 3\n',
-  );
-  const sb = await b.prepare(j);
+  const j = job('id -u; id -g\n');
+  const sb = await backend({ user: '65534:65534' }).prepare(j);
   assert.equal(containers(`builder.job=${j.uuid}`).length, 1, 'labelled with the job');
   assert.equal(containers(`builder.worker=${workerId}`).length, 1, 'labelled with the worker');
   const r = await run(sb);
-  assert.equal(r.status, { kind: 'exited', code: 3 });
-  assert.is(r.out, 'one\ntwo\nthree\n65534\n');
-  const set = await sb.collect();
-  assert.equal(
-    set.files.map((f) => [f.path, f.size]),
-    [['big.bin', 3000], ['inside', 5], ['out/sub/a.txt', 5], ['out/' + 'x'.repeat(150), 4]],
-  );
-  assert.is(readFileSync(set.files[2]!.hostPath, 'utf8'), 'hello');
-  assert.equal(set.refusals.map((x) => x.path), ['outside']);
-  await sb.destroy();
+  assert.is(r.out, '65534\n65534\n');
   await sb.destroy();
   assert.equal(containers(`builder.job=${j.uuid}`), [], 'container removed');
-});
-
-test('a script killed by a signal is reported as signalled', async () => {
-  if (!ready()) return;
-  const sb = await backend().prepare(job('echo before; kill -9 $$; echo after\n'));
-  const r = await run(sb);
-  assert.equal(r.status, { kind: 'signalled', signal: 9 });
-  assert.is(r.out, 'before\n');
-  await sb.destroy();
 });
 
 test('a job that writes to /etc and to host paths changes nothing on the host', async () => {
@@ -111,33 +93,17 @@ test('limits: memory, pids and network none are applied', async () => {
   await sb.destroy();
 });
 
-test('kill() of a long job with a background child ends it all; destroy leaves no container', async () => {
+test('a killed job still reports the peak memory it used', async () => {
   if (!ready()) return;
-  const j = job('sleep 1000 & sleep 1000\n');
-  const sb = await backend().prepare(j);
-  const h = await sb.start(() => undefined);
-  await new Promise((r) => setTimeout(r, 700));
-  const t0 = Date.now();
+  const sb = await backend().prepare(job('echo started\nsleep 600\n'));
+  let out = '';
+  const h = await sb.start((c) => (out += c.toString()));
+  await eventually(() => out.includes('started'), 20_000, 'the job to start');
   await h.kill();
   const r = await h.done;
-  assert.ok(Date.now() - t0 < 10_000);
   assert.equal(r.status, { kind: 'signalled', signal: 9 });
   assert.ok((r.stats.peakMemoryBytes ?? 0) > 0, 'peak memory measured');
   await sb.destroy();
-  assert.equal(containers(`builder.job=${j.uuid}`), []);
-});
-
-test("sweep removes a crashed predecessor's container, and only this worker's", async () => {
-  if (!ready()) return;
-  await backend().sweep(); // what a failed test before may have left
-  await backend().prepare(job('true')); // never destroyed: the worker "crashed"
-  const other = await backend({}, `${workerId}other`).prepare(job('true'));
-  const removed = await backend().sweep();
-  assert.is(removed.length, 1);
-  assert.match(removed[0]!, /^container [0-9a-f]{12} \(job /);
-  assert.equal(containers(`builder.worker=${workerId}`), []);
-  assert.equal(containers(`builder.worker=${workerId}other`).length, 1);
-  await other.destroy();
 });
 
 test('a missing image or an unreachable engine is an InfraError and leaves nothing', async () => {
