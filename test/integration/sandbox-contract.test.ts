@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { findBackend } from '../../src/worker/sandbox/registry.js';
+import { buildEnv } from '../../src/worker/build-env.js';
 import type { ExitStatus, JobSpec, RunHandle, Sandbox, SandboxBackend } from '../../src/worker/sandbox/types.js';
 import { need } from '../helpers/env.js';
 import { eventually, withTimeout } from '../helpers/processes.js';
@@ -108,7 +109,10 @@ const zfsSubject: Subject = {
   },
 };
 
-const job = (script: string): JobSpec => ({ uuid: randomUUID(), name: 'contract', platform: 'test', script });
+const job = (script: string): JobSpec => {
+  const spec = { uuid: randomUUID(), name: 'contract', platform: 'test', script };
+  return { ...spec, env: buildEnv(spec) };
+};
 
 async function run(sb: Sandbox): Promise<{ status: ExitStatus; out: string }> {
   let out = '';

@@ -11,7 +11,7 @@ import { BuilderError } from '../../src/common/errors.js';
 import { compareArtifacts, formatComparison, type ArtifactDigest } from '../../src/repro/compare.js';
 import { diffReport, findDiffoscope, firstDifference } from '../../src/repro/diff-report.js';
 import { unifiedDiff } from '../../src/repro/line-diff.js';
-import { strict } from '../helpers/env.js';
+import { need } from '../helpers/env.js';
 
 let T = '';
 test.before.each(() => {
@@ -147,11 +147,7 @@ test('a text diff too large for a line diff falls back to the first byte; report
 
 test('with diffoscope installed, its report is used (exit 1 is "differences", not an error)', async () => {
   const tool = findDiffoscope();
-  if (!tool) {
-    if (strict) throw new Error('diffoscope is required in CI (BUILDER_TEST_STRICT=1): apt-get install diffoscope-minimal');
-    console.log('  SKIP: diffoscope not installed (apt-get install diffoscope-minimal); the built-in fallback was tested above');
-    return;
-  }
+  if (!need('diffoscope', tool !== undefined, 'apt-get install diffoscope-minimal; the built-in fallback was tested above') || !tool) return;
   const a = file('a.txt', 'one\ntwo\nthree\n');
   const b = file('b.txt', 'one\nTWO\nthree\n');
   const r = await diffReport(a, b);
