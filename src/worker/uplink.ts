@@ -9,6 +9,7 @@
 import { errorMessage } from '../common/errors.js';
 import type { Logger } from '../common/log.js';
 import type { Job, Message, Welcome } from '../protocol/messages.js';
+import { describeResult } from '../protocol/describe.js';
 import { KeptRun } from './kept-run.js';
 import { runJob, type RunLimits, type RunOutcome } from './runner.js';
 import { sendArtifacts } from './send-artifacts.js';
@@ -213,7 +214,7 @@ export class Uplink {
         h.ending = ending;
         if (!this.held.has(h.uuid)) return this.tearDown(h); // dropped while it ran
         this.flush();
-        log.info('job ended', { result: JSON.stringify(ending.result), artifacts: ending.artifacts.length });
+        log.info('job ended', { result: describeResult(ending.result), artifacts: ending.artifacts.length });
         await this.sendEnding(h);
       })
       .catch((err) => log.error('run failed unexpectedly', { error: errorMessage(err) }));
