@@ -6,7 +6,7 @@
 // started in that group; what left the group (the jobs a worker runs in their own groups) is
 // found by the test mark every descendant inherits (process-marks.ts).
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -249,3 +249,13 @@ export async function eventually<T>(check: () => T | Falsy | Promise<T | Falsy>,
     await new Promise((r) => setTimeout(r, 50));
   }
 }
+
+/** pids of the processes on this host whose command line is exactly `sleep N` (a job's, in any sandbox) */
+export const sleepers = (n: number): number[] =>
+  readdirSync('/proc').filter((p) => /^\d+$/.test(p)).filter((p) => {
+    try {
+      return readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0').filter(Boolean).join(' ') === `sleep ${n}`;
+    } catch {
+      return false;
+    }
+  }).map(Number);

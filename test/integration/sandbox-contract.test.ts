@@ -15,7 +15,7 @@ import { findBackend } from '../../src/worker/sandbox/registry.js';
 import { buildEnv } from '../../src/worker/build-env.js';
 import type { ExitStatus, JobSpec, RunHandle, Sandbox, SandboxBackend } from '../../src/worker/sandbox/types.js';
 import { need } from '../helpers/env.js';
-import { eventually, withTimeout } from '../helpers/processes.js';
+import { eventually, sleepers, withTimeout } from '../helpers/processes.js';
 
 /** One backend under test: how to make it, and how to see what it left behind. */
 interface Subject {
@@ -121,15 +121,6 @@ async function run(sb: Sandbox): Promise<{ status: ExitStatus; out: string }> {
   return { status, out };
 }
 
-/** Processes on this host whose command line is exactly `sleep N` (a job's, in any sandbox). */
-const sleepers = (n: number): number[] =>
-  readdirSync('/proc').filter((p) => /^\d+$/.test(p)).filter((p) => {
-    try {
-      return readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0').filter(Boolean).join(' ') === `sleep ${n}`;
-    } catch {
-      return false;
-    }
-  }).map(Number);
 
 function contract(s: Subject): void {
   const t = suite(`sandbox contract: ${s.name}`);

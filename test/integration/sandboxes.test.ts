@@ -5,7 +5,7 @@ import * as assert from 'uvu/assert';
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { Harness, eventually, withTimeout, type ServerHandle } from '../helpers/processes.js';
+import { Harness, eventually, sleepers, withTimeout, type ServerHandle } from '../helpers/processes.js';
 import { need } from '../helpers/env.js';
 
 const t = suite('sandboxes end to end');
@@ -67,15 +67,6 @@ const backends: Backend[] = [
   },
 ];
 
-/** pids of the processes whose command line is exactly `sleep N`, in any sandbox */
-const sleepers = (n: number): number[] =>
-  readdirSync('/proc').filter((p) => /^\d+$/.test(p)).filter((p) => {
-    try {
-      return readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0').filter(Boolean).join(' ') === `sleep ${n}`;
-    } catch {
-      return false;
-    }
-  }).map(Number);
 
 for (const b of backends) {
   t(`${b.name}: a job runs in a fresh sandbox; artifacts come back; the host is untouched; the sandbox is removed`, withTimeout(90_000, async () => {
