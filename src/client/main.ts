@@ -15,17 +15,24 @@ import { ClientSession } from './session.js';
 import { uploadCommands } from './commands/uploads.js';
 import { render, templates } from './commands/templates.js';
 import { compare, verify } from './commands/repro.js';
+import { token } from './commands/tokens.js';
+import { peerTlsFrom } from '../protocol/tls.js';
 
 const commands: Command[] = [
   schedule, orbBuild, unschedule, reschedule, execute, info, observe, observeLatest,
-  dropPlatform, undropPlatform, history, cancel, workers, drain, ...uploadCommands, templates, render, compare, verify,
+  dropPlatform, undropPlatform, history, cancel, workers, drain, ...uploadCommands, templates, render, compare, verify, token,
 ];
 
 const GLOBAL = `global options (before or after the sub-command):
   --remote HOST:PORT   the server (default $BUILDER_REMOTE or ${DEFAULT_HOST}:${DEFAULT_PORT})
-  --token-file FILE    shared secret (or $BUILDER_TOKEN; default: the server's token file when readable)`;
+  --token-file FILE    the token; else $BUILDER_TOKEN, else $BUILDER_TOKEN_FILE, else the server's
+                       token file when readable (DIR/token with --dir DIR)
+  --dir DIR            the server's state directory, on the server's host (for its token)
+  --tls                connect with TLS, checking the server against the system's CAs ...
+  --tls-ca FILE        ... or against this CA (PEM; implies --tls) ...
+  --server-fingerprint SHA256:HEX  ... or by its certificate's pinned fingerprint (implies --tls)`;
 
-const mainUsage = (): string => `usage: builder-client [--remote HOST:PORT] [--token-file FILE] COMMAND [args]
+const mainUsage = (): string => `usage: builder-client [--remote HOST:PORT] [--token-file FILE] [--tls ...] COMMAND [args]
 
 commands:
 ${commands.map((c) => `  ${c.name.padEnd(16)} ${c.summary}`).join('\n')}
@@ -33,8 +40,11 @@ ${commands.map((c) => `  ${c.name.padEnd(16)} ${c.summary}`).join('\n')}
 ${GLOBAL}
 'builder-client COMMAND --help' shows a command's arguments.`;
 
+/** global flags that take a value */
+const GLOBAL_VALUES = ['remote', 'token-file', 'dir', 'tls-ca', 'server-fingerprint'];
+
 async function main(argv: string[]): Promise<number> {
-  const name = argv.find((a, i) => !a.startsWith('--') && !['--remote', '--token-file'].includes(argv[i - 1] ?? ''));
+  const name = argv.find((a, i) => !a.startsWith('--') && !GLOBAL_VALUES.map((v) => `--${v}`).includes(argv[i - 1] ?? ''));
   if (!name || name === 'help') {
     if (argv.includes('--help') || name === 'help') {
       console.log(mainUsage());
@@ -58,8 +68,8 @@ async function runCommand(command: Command, argv: string[], name: string): Promi
   const rest = [...argv.slice(0, at), ...argv.slice(at + 1)];
   const spec = command.flags;
   const args = parseArgs(rest, {
-    values: [...(spec.values ?? []), 'remote', 'token-file'],
-    booleans: [...(spec.booleans ?? []), 'help'],
+    values: [...(spec.values ?? []), ...GLOBAL_VALUES],
+    booleans: [...(spec.booleans ?? []), 'help', 'tls'],
     lists: spec.lists ?? [],
   });
   if (args.booleans.has('help')) {
@@ -71,10 +81,11 @@ async function runCommand(command: Command, argv: string[], name: string): Promi
     throw new UsageError(`${command.name}: wrong number of arguments`, { hint: `usage: ${command.usage.split('\n')[0]}` });
   }
   const remote = parseRemote(args.values.remote ?? process.env.BUILDER_REMOTE ?? `${DEFAULT_HOST}:${DEFAULT_PORT}`);
+  const tls = peerTlsFrom(args.values, args.booleans);
   let session: ClientSession | undefined;
   const ctx: ClientContext = {
     async connect() {
-      session = await ClientSession.open(remote.host, remote.port, peerToken(args.values['token-file']));
+      session = await ClientSession.open(remote.host, remote.port, peerToken(args.values['token-file'], args.values.dir), tls);
       return session;
     },
     out: (text) => process.stdout.write(text + '\n'),

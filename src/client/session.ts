@@ -3,6 +3,7 @@
 import { BuilderError, errorCodeFromWire } from '../common/errors.js';
 import type { Connection } from '../protocol/connection.js';
 import { dial } from '../protocol/dial.js';
+import type { PeerTls } from '../protocol/tls.js';
 import type { End, Line, Message, Request, Skipped, Started } from '../protocol/messages.js';
 import type { Op, Replies } from '../protocol/replies.js';
 
@@ -23,8 +24,8 @@ export class ClientSession {
     });
   }
 
-  static async open(host: string, port: number, token: string): Promise<ClientSession> {
-    const { conn } = await dial({ host, port, token, role: 'client' });
+  static async open(host: string, port: number, token: string, tls?: PeerTls): Promise<ClientSession> {
+    const { conn } = await dial({ host, port, token, role: 'client', tls });
     const session = new ClientSession(conn);
     conn.release();
     return session;

@@ -1,6 +1,7 @@
 // The shared secret. The server always has one: given with --token-file, or made on first start
-// in its state directory with mode 0600. Peers take --token-file, then BUILDER_TOKEN, then the
-// server's default file when they can read it (same host).
+// in its state directory with mode 0600. Peers take --token-file, then BUILDER_TOKEN, then
+// BUILDER_TOKEN_FILE, then the server's default file when they can read it (same host). A peer's
+// token is the admin token or a named one (builder:NAME:HEX, see src/protocol/auth.ts).
 import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -28,17 +29,39 @@ export function serverToken(stateDir: string, tokenFile: string | undefined): { 
   return { token, file, created: true };
 }
 
-export function peerToken(tokenFile: string | undefined): string {
-  if (tokenFile) return read(tokenFile);
+/**
+ * A peer's token, from the first of: --token-file, $BUILDER_TOKEN, $BUILDER_TOKEN_FILE, then the
+ * server's default file (DIR/token for --dir DIR, else $BUILDER_DIR/token or the platform's state
+ * directory), which works on the server's host for users who may read it. A place that was
+ * given but does not work (an unreadable --token-file) is an error at once, not skipped; when no
+ * place gives a token, the one-line error names each place looked at and what was found there.
+ */
+export function peerToken(tokenFile: string | undefined, stateDir?: string): string {
+  const looked: string[] = [];
+  const fail = (why: string): never => {
+    throw new BuilderError('TOKEN', `no usable token: ${[...looked, why].join('; ')} (give --token-file FILE or set BUILDER_TOKEN)`);
+  };
+  const readOr = (label: string, file: string): string => {
+    try {
+      return read(file);
+    } catch (err) {
+      return fail(`${label} ${file}: ${reason(err)}`);
+    }
+  };
+  if (tokenFile !== undefined && tokenFile !== '') return readOr('--token-file', tokenFile);
+  looked.push('no --token-file');
   const env = process.env.BUILDER_TOKEN?.trim();
   if (env) return env;
-  const fallback = join(process.env.BUILDER_DIR ?? defaultStateDir(), 'token');
-  try {
-    return read(fallback);
-  } catch {
-    throw new BuilderError(
-      'TOKEN',
-      `no token: give --token-file FILE or set BUILDER_TOKEN (the server's token is in its state directory, e.g. ${fallback})`,
-    );
-  }
+  looked.push('BUILDER_TOKEN not set');
+  const envFile = process.env.BUILDER_TOKEN_FILE;
+  if (envFile) return readOr('BUILDER_TOKEN_FILE', envFile);
+  looked.push('BUILDER_TOKEN_FILE not set');
+  const fallback = join(stateDir ?? process.env.BUILDER_DIR ?? defaultStateDir(), 'token');
+  return readOr('default file', fallback);
+}
+
+/** Why a token file did not do: the errno code, or the message of our own checks. */
+function reason(err: unknown): string {
+  const m = /^cannot read token file .*: (\S+)$/.exec((err as Error).message);
+  return m ? m[1]! : (err as Error).message.replace(/^token in \S+ is /, '');
 }

@@ -1,8 +1,10 @@
 // The peer's side of the hello (see src/server/handshake.ts for the steps). Also checks the
 // server's proof, so a worker never takes jobs from something that does not know the token.
-import { connect } from 'node:net';
+// With `tls` the link is TLS first (tls.ts), and the same hello runs inside it.
+import { connect, type Socket } from 'node:net';
 import { BuilderError, errorCodeFromWire, type ErrorCode } from '../common/errors.js';
-import { makeNonce, peerMac, sameMac, serverProof } from './auth.js';
+import { makeNonce, namedProof, namedTokenName, peerMac, sameMac, serverProof, verifierOf } from './auth.js';
+import { connectTls, type PeerTls } from './tls.js';
 import { Connection, type ConnectionOptions } from './connection.js';
 import { PROTOCOL_VERSION, type Message, type Role, type Welcome, type WorkerHelloInfo } from './messages.js';
 
@@ -13,18 +15,27 @@ export interface DialOptions extends ConnectionOptions {
   token: string;
   worker?: WorkerHelloInfo;
   timeoutMs?: number;
+  /** TLS, and how to check the server; absent: plain TCP */
+  tls?: PeerTls | undefined;
+}
+
+function connectPlain(host: string, port: number): Promise<Socket> {
+  const socket = connect({ host, port });
+  return new Promise<Socket>((resolve, reject) => {
+    socket.once('connect', () => resolve(socket));
+    socket.once('error', (err) =>
+      reject(new BuilderError('CONNECT', `cannot connect to ${host}:${port}: ${err.message}`, { cause: err })));
+  });
 }
 
 /** Connects and says hello. The connection comes back held: call release() once listening. */
 export async function dial(opts: DialOptions): Promise<{ conn: Connection; welcome: Welcome }> {
-  const socket = connect({ host: opts.host, port: opts.port });
-  await new Promise<void>((resolve, reject) => {
-    socket.once('connect', resolve);
-    socket.once('error', (err) =>
-      reject(new BuilderError('CONNECT', `cannot connect to ${opts.host}:${opts.port}: ${err.message}`, { cause: err })));
-  });
+  const socket = opts.tls ? await connectTls(opts.host, opts.port, opts.tls) : await connectPlain(opts.host, opts.port);
   const conn = new Connection(socket, opts);
   const nonce = makeNonce();
+  // a named token (worker or reader) is proven against the server's stored verifier (auth.ts)
+  const named = namedTokenName(opts.token);
+  const proofKey = named === undefined ? opts.token : verifierOf(opts.token).serverKey;
   let serverKnowsToken = false;
   return new Promise((resolve, reject) => {
     const fail = (code: ErrorCode, message: string): void => {
@@ -46,8 +57,11 @@ export async function dial(opts: DialOptions): Promise<{ conn: Connection; welco
         case 'challenge':
           // answered even when the proof is wrong, so that the server can log the failed hello;
           // the answer is useless to anyone else, as it covers this connection's nonces only
-          serverKnowsToken = sameMac(msg.proof, serverProof(opts.token, nonce));
-          conn.send({ t: 'auth', mac: peerMac(opts.token, opts.role, msg.nonce, nonce) });
+          serverKnowsToken = sameMac(msg.proof, serverProof(proofKey, nonce));
+          conn.send({
+            t: 'auth',
+            mac: named === undefined ? peerMac(opts.token, opts.role, msg.nonce, nonce) : namedProof(opts.token, named, opts.role, msg.nonce, nonce),
+          });
           return;
         case 'welcome':
           if (!serverKnowsToken) return fail('AUTH', `the server at ${opts.host}:${opts.port} does not know our token`);
@@ -62,6 +76,9 @@ export async function dial(opts: DialOptions): Promise<{ conn: Connection; welco
     const onClose = (reason: string): void => fail('CONNECT', `connection to ${opts.host}:${opts.port} lost during hello: ${reason}`);
     conn.on('message', onMessage);
     conn.on('close', onClose);
-    conn.send({ t: 'hello', role: opts.role, version: PROTOCOL_VERSION, nonce, ...(opts.worker ? { worker: opts.worker } : {}) });
+    conn.send({
+      t: 'hello', role: opts.role, version: PROTOCOL_VERSION, nonce,
+      ...(opts.worker ? { worker: opts.worker } : {}), ...(named !== undefined ? { credential: named } : {}),
+    });
   });
 }

@@ -38,7 +38,11 @@ export type WorkerHelloInfo = Infer<typeof workerHelloInfo>;
 
 // ---- handshake (both roles) ----
 /** peer -> server, first frame */
-const hello = record({ t: literal('hello'), role, version: int, nonce: bytes, worker: opt(workerHelloInfo) });
+const hello = record({
+  t: literal('hello'), role, version: int, nonce: bytes, worker: opt(workerHelloInfo),
+  // the name of a named token (worker or reader, see auth.ts); absent: the admin token
+  credential: opt(str),
+});
 /** server -> peer: proof = HMAC(token, "server" | peer nonce), nonce for the peer to answer */
 const challenge = record({ t: literal('challenge'), version: int, nonce: bytes, proof: bytes });
 /** peer -> server: mac = HMAC(token, "peer" | role | server nonce | peer nonce) */
@@ -91,6 +95,10 @@ export const requests = {
   compare: record({ ...req('compare'), a: str, b: str }),
   verify: record({ ...req('verify'), name: str, platform: opt(str) }),
   'repro-record': record({ ...req('repro-record'), job: str, platform: opt(str) }),
+  // credentials per role (admin only): a worker's or a reader's token, listed, revoked
+  'token-add': record({ ...req('token-add'), kind: oneOf(['worker', 'reader']), name: str }),
+  'token-list': record(req('token-list')),
+  'token-revoke': record({ ...req('token-revoke'), name: str }),
 };
 export type Request = Infer<(typeof requests)[keyof typeof requests]>;
 

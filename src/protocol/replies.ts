@@ -191,6 +191,15 @@ export interface RenderReply {
   scripts: RenderedScript[];
 }
 
+/** A named credential (token list); its secret is never stored, so never shown again. */
+export interface TokenInfo {
+  name: string;
+  kind: 'worker' | 'reader';
+  created: string;
+  /** the live connections authenticated with it */
+  connections: number;
+}
+
 /** The reply type of each request op. */
 export interface Replies {
   schedule: Scheduled;
@@ -214,6 +223,9 @@ export interface Replies {
   compare: CompareReply;
   verify: VerifyReply;
   'repro-record': { job: string; platforms: ReproRecord[] };
+  'token-add': { name: string; kind: 'worker' | 'reader'; token: string };
+  'token-list': TokenInfo[];
+  'token-revoke': { name: string; closed: number };
 }
 
 export type Op = Request['op'];

@@ -5,8 +5,11 @@ import type { Logger } from '../common/log.js';
 import { BuilderError, errorMessage } from '../common/errors.js';
 import type { Connection } from '../protocol/connection.js';
 import { handleRequest, type RequestContext } from './requests.js';
+import { checkAccess } from './access.js';
+import type { CredentialKind } from './credentials.js';
 
-export function serveClient(conn: Connection, ctx: RequestContext, log: Logger): void {
+/** `access`: the kind of credential the client authenticated with (access.ts says what it may send). */
+export function serveClient(conn: Connection, ctx: RequestContext, log: Logger, access: CredentialKind = 'admin'): void {
   let chain: Promise<void> = Promise.resolve();
   conn.on('message', (msg) => {
     if (msg.t !== 'req') {
@@ -15,6 +18,7 @@ export function serveClient(conn: Connection, ctx: RequestContext, log: Logger):
     }
     chain = chain.then(async () => {
       try {
+        checkAccess(access, msg.op);
         const data = await handleRequest(ctx, conn, msg);
         conn.send({ t: 'res', id: msg.id, ok: true, data: data ?? null });
         if (msg.op !== 'info' && msg.op !== 'history' && msg.op !== 'workers' && msg.op !== 'uploads') {

@@ -6,6 +6,10 @@ export interface ServerConfig {
   readonly port: number;
   readonly tokenFile: string | undefined;
   readonly upload: string | undefined;
+  /** the upload password, from --upload-password-file or BUILDER_UPLOAD_PASSWORD (never argv) */
+  readonly uploadPassword?: string | undefined;
+  /** --tls-cert and --tls-key: every connection is TLS */
+  readonly tls?: { readonly certFile: string; readonly keyFile: string } | undefined;
   /** first delay before an upload is tried again, doubled per failed attempt */
   readonly uploadBackoffMs: number;
   readonly maxFrame: number;

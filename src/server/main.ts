@@ -1,9 +1,9 @@
 #!/usr/bin/env node
 // builder-server: the schedule, the queues and the result store.
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { intFlag, parseArgs } from '../common/args.js';
-import { UsageError } from '../common/errors.js';
+import { BuilderError, UsageError } from '../common/errors.js';
 import { makeLogger } from '../common/log.js';
 import { DEFAULT_HOST, DEFAULT_PORT, defaultConfigDir, defaultStateDir } from '../common/paths.js';
 import { runMain } from '../common/run-main.js';
@@ -28,7 +28,13 @@ options:
   --ip IP              address to listen on (default ${DEFAULT_HOST})
   --port PORT          port to listen on (default ${DEFAULT_PORT}; 0 picks a free one)
   --token-file FILE    shared secret (default DIR/token, created with mode 0600 on first start)
-  --upload URL         send every result to builder-web, e.g. https://user:pass@host/upload
+  --upload URL         send every result to builder-web, e.g. https://user@host/upload, with the
+                       password from --upload-password-file or $BUILDER_UPLOAD_PASSWORD (a password
+                       inside the URL still works, but every local user sees it in ps: a warning)
+  --upload-password-file FILE  the builder-web password (its first line)
+  --tls-cert FILE      serve TLS only, with this PEM certificate (chain) ...
+  --tls-key FILE       ... and its PEM private key; peers connect with --tls and --tls-ca FILE
+                       or --server-fingerprint SHA256:... (printed at start as tls=)
   --upload-backoff SECONDS  first delay before a failed upload is tried again, doubled each time,
                        with jitter, at most an hour (default 10; fractions allowed)
   --lease SECONDS      how long a disconnected worker's runs wait for it (default 30)
@@ -47,7 +53,7 @@ options:
 /** The configuration, or undefined after --help. */
 function configFrom(argv: string[]): ServerConfig | undefined {
   const args = parseArgs(argv, {
-    values: ['dir', 'config-dir', 'ip', 'port', 'token-file', 'upload', 'upload-backoff', 'lease', 'timeout', 'max-frame', 'max-attempts', 'retry-backoff',
+    values: ['dir', 'config-dir', 'ip', 'port', 'token-file', 'upload', 'upload-password-file', 'tls-cert', 'tls-key', 'upload-backoff', 'lease', 'timeout', 'max-frame', 'max-attempts', 'retry-backoff',
       'notify-command', 'notify-timeout'],
     booleans: ['help', 'no-provenance', 'print-public-key'],
   });
@@ -73,6 +79,11 @@ function configFrom(argv: string[]): ServerConfig | undefined {
     }
     if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new UsageError('--upload: only http and https URLs');
   }
+  const certFile = args.values['tls-cert'];
+  const keyFile = args.values['tls-key'];
+  if ((certFile === undefined) !== (keyFile === undefined)) throw new UsageError('--tls-cert and --tls-key go together');
+  const uploadPassword = uploadPasswordFrom(args.values['upload-password-file']);
+  if (uploadPassword !== undefined && upload === undefined) throw new UsageError('an upload password is given, but no --upload URL');
   const port = intFlag(args, 'port', DEFAULT_PORT, 0);
   if (port > 65535) throw new UsageError(`--port must be at most 65535, got ${port}`);
   return Object.freeze({
@@ -82,6 +93,8 @@ function configFrom(argv: string[]): ServerConfig | undefined {
     port,
     tokenFile: args.values['token-file'],
     upload,
+    uploadPassword,
+    tls: certFile !== undefined && keyFile !== undefined ? { certFile: resolve(certFile), keyFile: resolve(keyFile) } : undefined,
     uploadBackoffMs: secondsFlag(args.values['upload-backoff'], 'upload-backoff', 10) * 1000,
     maxFrame: intFlag(args, 'max-frame', DEFAULT_MAX_FRAME, 1024),
     leaseMs: intFlag(args, 'lease', 30, 1) * 1000,
@@ -92,6 +105,28 @@ function configFrom(argv: string[]): ServerConfig | undefined {
     notifyCommand: notifyCommandFlag(args.values['notify-command']),
     notifyTimeoutMs: Math.max(1, secondsFlag(args.values['notify-timeout'], 'notify-timeout', 30) * 1000),
   });
+}
+
+/**
+ * The builder-web password, from a file or the environment, never from the command line (which
+ * every local user can read in ps). The variable is removed once read, so that nothing the server
+ * starts (notify-command, diffoscope) inherits it.
+ */
+function uploadPasswordFrom(file: string | undefined): string | undefined {
+  const env = process.env.BUILDER_UPLOAD_PASSWORD;
+  delete process.env.BUILDER_UPLOAD_PASSWORD;
+  let password: string | undefined;
+  if (file !== undefined) {
+    try {
+      password = readFileSync(file, 'utf8').split(/\r?\n/)[0];
+    } catch (err) {
+      throw new BuilderError('UPLOAD_URL', `cannot read --upload-password-file ${file}: ${(err as NodeJS.ErrnoException).code ?? err}`);
+    }
+    if (!password) throw new BuilderError('UPLOAD_URL', `--upload-password-file ${file} is empty`);
+  } else if (env !== undefined && env !== '') {
+    password = env;
+  }
+  return password;
 }
 
 function notifyCommandFlag(raw: string | undefined): string | undefined {
@@ -114,6 +149,9 @@ async function main(): Promise<number | void> {
   const log = makeLogger('builder-server');
   const config = configFrom(argv);
   if (config === undefined) return 0;
+  if (config.upload !== undefined && config.uploadPassword === undefined && /^[a-z]+:\/\/[^/@]*:[^/@]*@/i.test(config.upload)) {
+    log.warn('the --upload URL holds a password, which every local user can read in ps: use --upload-password-file FILE or BUILDER_UPLOAD_PASSWORD');
+  }
   const server = await startServer(config, log);
   let stopping = false;
   const stop = (signal: string): void => {

@@ -18,6 +18,7 @@ import { renderJob, templatesReply } from './template-requests.js';
 import { sourceDateEpochOf } from './templates.js';
 import { compareRuns, defaultReproOptions, jobVerdicts, reproOf, reproRecord, verifyJob, type ReproOptions } from './repro/requests.js';
 import type { Uploader } from './upload/uploader.js';
+import type { Credentials } from './credentials.js';
 
 export interface RequestContext {
   store: Store;
@@ -26,6 +27,8 @@ export interface RequestContext {
   config: ServerConfig;
   /** present when the server uploads to builder-web (--upload) */
   uploader: Uploader | undefined;
+  /** named tokens (token-add, token-list, token-revoke); absent in rigs without a listener */
+  credentials?: Credentials;
   /** how compare and verify make diff reports (default: diffoscope from PATH, 2 at once) */
   repro?: ReproOptions;
 }
@@ -236,6 +239,16 @@ export async function handleRequest(ctx: RequestContext, conn: Connection, req: 
       return verifyJob({ store, coordinator, configDir: ctx.config.configDir, repro: reproOptions(ctx) }, connectionPort(conn), req.name, req.platform);
     case 'repro-record':
       return reproRecord(store, req.job, req.platform);
+    case 'token-add': {
+      const credentials = ctx.credentials ?? refuse('INTERNAL', 'this server keeps no named tokens');
+      return { name: req.name, kind: req.kind, token: credentials.add(req.kind, req.name) } satisfies Replies['token-add'];
+    }
+    case 'token-list':
+      return (ctx.credentials?.list() ?? []) satisfies Replies['token-list'];
+    case 'token-revoke': {
+      const credentials = ctx.credentials ?? refuse('INTERNAL', 'this server keeps no named tokens');
+      return { name: req.name, closed: credentials.revoke(req.name) } satisfies Replies['token-revoke'];
+    }
     default: {
       const never: never = req;
       return refuse('BAD_REQUEST', `unknown request ${JSON.stringify(never)}`);

@@ -1,7 +1,8 @@
 // Wires the parts of builder-server together and listens. The entry point reads as a table of
 // contents: state, scheduler, coordinator, then one handler per connection role.
 import { mkdirSync } from 'node:fs';
-import { createServer, type Server } from 'node:net';
+import { createServer, type Server, type Socket } from 'node:net';
+import { createServer as createTlsServer } from 'node:tls';
 import { join } from 'node:path';
 import { hostname } from 'node:os';
 import type { Logger } from '../common/log.js';
@@ -12,6 +13,8 @@ import type { ServerConfig } from './config.js';
 import { attesterFor, signingKeyDir } from './attest.js';
 import { Coordinator } from './coordinator.js';
 import { handshake } from './handshake.js';
+import { Credentials } from './credentials.js';
+import { isLoopback, loadServerTls, showFingerprint } from '../protocol/tls.js';
 import type { RequestContext } from './requests.js';
 import { Scheduler } from './scheduler.js';
 import { openStore, type Store } from './store/index.js';
@@ -39,13 +42,15 @@ export async function startServer(config: ServerConfig, log: Logger): Promise<Ru
   mkdirSync(config.stateDir, { recursive: true, mode: 0o700 });
   const { token, file: tokenFile, created } = serverToken(config.stateDir, config.tokenFile);
   if (created) log.info('created a new token', { file: tokenFile });
+  // read before anything is started, so a bad certificate ends the start with one line
+  const tls = config.tls ? loadServerTls(config.tls.certFile, config.tls.keyFile) : undefined;
   const serverName = `builder-server@${hostname()}`;
   const attester = config.provenance === false ? undefined : attesterFor(signingKeyDir(config.stateDir, config.tokenFile), `urn:builder:server:${hostname()}`);
   if (attester?.created) log.info('created a new provenance signing key', { file: attester.key.privateKeyFile, public: attester.key.publicKeyFile });
   const store = openStore(join(config.stateDir, 'state.db'));
   const events = new ServerEvents(log);
   const uploader = config.upload === undefined ? undefined : new Uploader(store.uploads, {
-    target: parseUploadUrl(config.upload),
+    target: parseUploadUrl(config.upload, config.uploadPassword),
     baseDelayMs: config.uploadBackoffMs,
     maxDelayMs: Math.max(MAX_UPLOAD_DELAY_MS, config.uploadBackoffMs),
   }, log);
@@ -57,10 +62,11 @@ export async function startServer(config: ServerConfig, log: Logger): Promise<Ru
   const coordinator = new Coordinator(store, config, log, { events, uploads: uploader !== undefined, attester });
   coordinator.recover();
   const scheduler = new Scheduler(store, config.configDir, (platforms) => platforms.forEach((p) => coordinator.dispatch(p)), log);
-  const ctx: RequestContext = { store, coordinator, scheduler, config, uploader };
+  const credentials = new Credentials(store, token);
+  const ctx: RequestContext = { store, coordinator, scheduler, config, uploader, credentials };
   const connections = new Set<Connection>();
 
-  const server: Server = createServer((socket) => {
+  const onSocket = (socket: Socket): void => {
     const conn = new Connection(socket, { maxFrame: config.maxFrame });
     connections.add(conn);
     conn.on('close', (reason) => {
@@ -69,15 +75,24 @@ export async function startServer(config: ServerConfig, log: Logger): Promise<Ru
         log.warn('connection closed', { peer: conn.peer, reason });
       }
     });
-    void handshake(conn, token, log).then((hello) => {
+    void handshake(conn, credentials, log).then((hello) => {
       if (!hello || conn.closed) return;
       if (hello.role === 'worker') serveWorker(conn, hello, coordinator, store, log, serverName);
       else {
         conn.send({ t: 'welcome', server: serverName });
-        serveClient(conn, ctx, log);
+        serveClient(conn, ctx, log, credentials.of(conn).kind);
       }
     });
-  });
+  };
+  const server: Server = tls ? createTlsServer(tls.options, onSocket) : createServer(onSocket);
+  if (tls) {
+    // a failed TLS handshake (a plain-TCP peer, a peer that rejects our certificate) ends that
+    // socket only; one line says who, so a mis-configured worker is found from the server's log
+    server.on('tlsClientError', (err, socket) => {
+      log.warn('TLS handshake failed', { peer: `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`, error: err.message.slice(0, 200) });
+      socket.destroy();
+    });
+  }
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(config.port, config.host, () => resolve());
@@ -86,7 +101,10 @@ export async function startServer(config: ServerConfig, log: Logger): Promise<Ru
   const port = typeof addr === 'object' && addr ? addr.port : config.port;
   scheduler.start();
   uploader?.start();
-  log.info('listening', { address: `${config.host}:${port}`, state: config.stateDir });
+  log.info('listening', { address: `${config.host}:${port}`, state: config.stateDir, ...(tls ? { tls: showFingerprint(tls.fingerprint) } : {}) });
+  if (!tls && !isLoopback(config.host)) {
+    log.warn('listening without TLS on a non-loopback address: the connections (scripts, consoles, artifacts) are readable on the network; give --tls-cert and --tls-key', { address: config.host });
+  }
 
   return {
     address: { host: config.host, port },

@@ -14,6 +14,8 @@ import { peerToken } from '../common/token.js';
 import { makeDiskCheck } from './disk.js';
 import { backends, findBackend } from './sandbox/registry.js';
 import { Uplink } from './uplink.js';
+import { namedTokenName } from '../protocol/auth.js';
+import { peerTlsFrom } from '../protocol/tls.js';
 
 const backendHelp = (): string =>
   backends
@@ -27,8 +29,14 @@ Connects to a builder-server and runs the jobs of PLATFORM, each in a fresh sand
 
 options:
   --remote HOST:PORT         the server (default ${DEFAULT_HOST}:${DEFAULT_PORT}, or $BUILDER_REMOTE)
-  --token-file FILE          shared secret (or $BUILDER_TOKEN; default: the server's token file when readable)
-  --name NAME                this worker's name, unique per host (default HOSTNAME-PLATFORM)
+  --token-file FILE          the token: the admin token or this worker's own (token add-worker NAME);
+                             else $BUILDER_TOKEN, else $BUILDER_TOKEN_FILE, else the server's token
+                             file when readable. A refused token ends the worker with status 78.
+  --tls                      connect with TLS, checking the server against the system's CAs ...
+  --tls-ca FILE              ... or against this CA (PEM; implies --tls) ...
+  --server-fingerprint SHA256:HEX  ... or by its certificate's pinned fingerprint (implies --tls)
+  --name NAME                this worker's name, unique per host (default: a worker token's name,
+                             else HOSTNAME-PLATFORM)
   --sandbox NAME             one of: ${backends.map((b) => b.name).join(', ')} (default process)
   --capacity N               jobs at once, each in its own sandbox (default 1)
   --once                     run one job, then exit (for service managers that restart it)
@@ -44,8 +52,8 @@ ${backendHelp()}`;
 async function main(): Promise<number | void> {
   const backendFlags = backends.flatMap((b) => b.options.map((o) => o.flag.replace(/^--/, '')));
   const args = parseArgs(process.argv.slice(2), {
-    values: ['remote', 'token-file', 'name', 'sandbox', 'capacity', 'work-dir', 'min-free', 'no-output-timeout', 'output-cap', ...backendFlags],
-    booleans: ['help', 'once'],
+    values: ['remote', 'token-file', 'tls-ca', 'server-fingerprint', 'name', 'sandbox', 'capacity', 'work-dir', 'min-free', 'no-output-timeout', 'output-cap', ...backendFlags],
+    booleans: ['help', 'once', 'tls'],
   });
   if (args.booleans.has('help')) {
     console.log(usage());
@@ -65,11 +73,13 @@ async function main(): Promise<number | void> {
     if (!own.has(flag)) throw new UsageError(`--${flag} is not an option of the ${factory.name} sandbox`);
     options[flag] = value;
   }
-  const name = args.values.name ?? `${hostname()}-${platform}`;
+  const token = peerToken(args.values['token-file']);
+  const tls = peerTlsFrom(args.values, args.booleans);
+  // a worker token is tied to one name: without --name, that is the name
+  const name = args.values.name ?? namedTokenName(token) ?? `${hostname()}-${platform}`;
   checkName('job', name);
   const workDir = resolve(args.values['work-dir'] ?? join(tmpdir(), 'builder-worker'), name);
   mkdirSync(workDir, { recursive: true, mode: 0o700 });
-  const token = peerToken(args.values['token-file']);
   const log = makeLogger('builder-worker', { worker: name });
   const backend = factory.create(Object.freeze(options), { workerId: name, workDir, log: (line) => log.info(line) });
 
@@ -77,7 +87,7 @@ async function main(): Promise<number | void> {
   for (const line of await backend.sweep()) log.info(`swept leftover ${line}`);
 
   const uplink = new Uplink({
-    host, port, token, name, platform, log, backend,
+    host, port, token, tls, name, platform, log, backend,
     capacity: intFlag(args, 'capacity', 1, 1),
     once: args.booleans.has('once'),
     limits: {
@@ -107,7 +117,7 @@ async function main(): Promise<number | void> {
   void uplink.start();
   await uplink.done;
   clearInterval(diskTimer);
-  process.exit(0);
+  process.exit(uplink.exitCode);
 }
 
 runMain('builder-worker', main);

@@ -4,6 +4,7 @@
 // server and a fake clock (test/unit/uplink.test.ts); tcpDialer is the real thing.
 import type { Connection } from '../protocol/connection.js';
 import { dial } from '../protocol/dial.js';
+import type { PeerTls } from '../protocol/tls.js';
 import type { Message, Welcome, WorkerHelloInfo } from '../protocol/messages.js';
 
 export interface ServerPort {
@@ -25,9 +26,9 @@ export interface ServerPort {
  */
 export type Dialer = (hello: WorkerHelloInfo) => Promise<{ port: ServerPort; welcome: Welcome }>;
 
-export function tcpDialer(server: { host: string; port: number; token: string }): Dialer {
+export function tcpDialer(server: { host: string; port: number; token: string; tls?: PeerTls | undefined }): Dialer {
   return async (worker) => {
-    const { conn, welcome } = await dial({ host: server.host, port: server.port, role: 'worker', token: server.token, worker });
+    const { conn, welcome } = await dial({ host: server.host, port: server.port, role: 'worker', token: server.token, worker, tls: server.tls });
     return { port: connectionPort(conn), welcome };
   };
 }

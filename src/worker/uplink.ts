@@ -15,6 +15,10 @@ import { runJob, type RunLimits, type RunOutcome } from './runner.js';
 import { sendArtifacts } from './send-artifacts.js';
 import type { SandboxBackend } from './sandbox/types.js';
 import { tcpDialer, type Dialer, type ServerPort } from './server-port.js';
+import type { PeerTls } from '../protocol/tls.js';
+
+/** EX_CONFIG (sysexits.h): the worker's configuration is wrong; service managers stop restarting it. */
+export const EXIT_CONFIG = 78;
 
 export interface Clock {
   now(): number;
@@ -27,7 +31,7 @@ export const systemClock: Clock = {
 };
 
 /** the server by address (the real thing) or by a dialer (tests) */
-type ServerOptions = { host: string; port: number; token: string } | { dial: Dialer };
+type ServerOptions = { host: string; port: number; token: string; tls?: PeerTls | undefined } | { dial: Dialer };
 
 export type UplinkOptions = ServerOptions & {
   name: string;
@@ -60,6 +64,8 @@ export class Uplink {
   private freePercent: number | undefined;
   private stopped = false;
   private resolveDone: (() => void) | undefined;
+  /** the status the worker exits with once done: EXIT_CONFIG after a refused token */
+  exitCode = 0;
   readonly done = new Promise<void>((resolve) => (this.resolveDone = resolve));
 
   constructor(private readonly o: UplinkOptions) {
@@ -81,9 +87,18 @@ export class Uplink {
         backoff = MIN_BACKOFF_MS;
         await closed;
       } catch (err) {
+        const code = (err as { code?: string }).code;
+        if (code === 'AUTH' || code === 'FORBIDDEN') {
+          // a wrong, revoked or misplaced token does not fix itself: stop, and say so once,
+          // with an exit status that tells the service manager not to restart (EX_CONFIG)
+          this.o.log.error('authentication refused: check the token', { error: errorMessage(err) });
+          this.exitCode = EXIT_CONFIG;
+          await this.abort();
+          return;
+        }
         this.o.log.warn('cannot reach the server', { error: errorMessage(err), retryInMs: backoff });
-        if ((err as { code?: string }).code === 'AUTH' || (err as { code?: string }).code === 'VERSION') {
-          // a wrong token or version does not fix itself by retrying fast
+        if (code === 'VERSION') {
+          // another version does not go away by retrying fast
           backoff = MAX_BACKOFF_MS;
         }
       }

@@ -68,7 +68,7 @@ t('builder-inspect on a result that does not exist exits 1 with one line', withT
 
 t('a refusal before any connection (an unreadable token) and an unreachable server exit 1 with one line', withTimeout(15_000, async () => {
   assert.match(oneLine(await run('client', ['--remote', '127.0.0.1:1', '--token-file', h.path('nope'), 'info']), 1),
-    /^builder-client: cannot read token file .*nope: ENOENT$/);
+    /^builder-client: no usable token: --token-file .*nope: ENOENT /);
   const token = h.path('token');
   writeFileSync(token, 'a-token-long-enough-for-the-check\n');
   // port 1 on loopback: nothing listens there

@@ -5,7 +5,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
-import { accessSync, constants, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -81,6 +81,7 @@ test('systemd units: the settings the deployment relies on', () => {
   for (const line of [
     'ExecStart=/usr/bin/builder-worker %i --remote 127.0.0.1:1234 ',
     'Restart=always',
+    'RestartPreventExitStatus=78',
     'Requires=docker.service',
     'EnvironmentFile=-/etc/default/builder-worker-%i',
   ]) {
@@ -248,14 +249,15 @@ test('rc.d/builder_worker: one worker with --sandbox zfs-jail and its flags, as 
   const box = rcBox();
   try {
     const flags = '--zfs-snapshot zroot/poudriere/jails/14amd64@clean --jail-ips 127.0.2.2-127.0.2.254';
-    const env = { builder_worker_enable: 'YES', builder_worker_platform: 'freebsd-14-amd64', builder_worker_flags: flags, builder_worker_program: join(box.dir, 'program') };
+    const env = { builder_worker_enable: 'YES', builder_worker_platform: 'freebsd-14-amd64', builder_worker_flags: flags, builder_worker_program: join(box.dir, 'program'),
+      builder_worker_rcscript: join(box.dir, 'builder_worker') };
     const r = box.run('builder_worker', ['start'], env);
     assert.is(r.status, 0, r.out);
     const start = box.log()[0] ?? '';
     assert.match(start, /^START builder_worker user=root /);
     assert.equal(startWords(start), [
-      join(box.dir, 'daemon'), '-r', '-H', '-P', `${box.dir}/run/builder_worker.pid`, '-o', `${box.dir}/log/builder_worker.log`,
-      join(box.dir, 'program'), 'freebsd-14-amd64', '--remote', '127.0.2.1:1234', '--token-file', '/var/db/builder/token',
+      join(box.dir, 'daemon'), '-H', '-P', `${box.dir}/run/builder_worker.pid`, '-o', `${box.dir}/log/builder_worker.log`,
+      '/bin/sh', join(box.dir, 'builder_worker'), '_supervise', join(box.dir, 'program'), 'freebsd-14-amd64', '--remote', '127.0.2.1:1234', '--token-file', '/var/db/builder/token',
       '--sandbox', 'zfs-jail', ...flags.split(' '),
     ]);
     assert.is(box.run('builder_worker', ['stop'], env).status, 0);
@@ -273,6 +275,7 @@ test('rc.d/builder_worker profiles: each profile its own platform, flags, log an
     const env = {
       builder_worker_enable: 'YES',
       builder_worker_program: join(box.dir, 'program'),
+      builder_worker_rcscript: join(box.dir, 'builder_worker'),
       builder_worker_flags: '--capacity 2',
       builder_worker_profiles: 'fbsd14 deb12',
       builder_worker_fbsd14_platform: 'freebsd-14-amd64',
@@ -285,11 +288,11 @@ test('rc.d/builder_worker profiles: each profile its own platform, flags, log an
     assert.is(r.status, 0, r.out);
     assert.match(r.out, /===> builder_worker profile: fbsd14\n[^]*===> builder_worker profile: deb12/);
     const [a, b] = box.log();
-    assert.equal(startWords(a).slice(4, 7), [`${box.dir}/run/builder_worker_fbsd14.pid`, '-o', `${box.dir}/log/builder_worker_fbsd14.log`]);
-    assert.equal(startWords(a).slice(7), [join(box.dir, 'program'), 'freebsd-14-amd64', '--remote', '127.0.2.1:1234', '--token-file', '/var/db/builder/token',
+    assert.equal(startWords(a).slice(3, 6), [`${box.dir}/run/builder_worker_fbsd14.pid`, '-o', `${box.dir}/log/builder_worker_fbsd14.log`]);
+    assert.equal(startWords(a).slice(9), [join(box.dir, 'program'), 'freebsd-14-amd64', '--remote', '127.0.2.1:1234', '--token-file', '/var/db/builder/token',
       '--sandbox', 'zfs-jail', '--zfs-snapshot', 'zroot/poudriere/jails/14amd64@clean']);
     // deb12 has no flags of its own: the plain builder_worker_flags apply.
-    assert.equal(startWords(b).slice(7), [join(box.dir, 'program'), 'debian-12', '--remote', '10.0.0.5:1234', '--token-file', '/var/db/builder/token',
+    assert.equal(startWords(b).slice(9), [join(box.dir, 'program'), 'debian-12', '--remote', '10.0.0.5:1234', '--token-file', '/var/db/builder/token',
       '--sandbox', 'process', '--capacity', '2']);
     const status = box.run('builder_worker', ['status'], env);
     assert.is(status.status, 0, status.out);
@@ -306,6 +309,48 @@ test('rc.d/builder_worker profiles: each profile its own platform, flags, log an
     const bad = box.run('builder_worker', ['start', 'no-such'], env);
     assert.is.not(bad.status, 0);
     assert.match(bad.out, /profile names are letters, digits and _/);
+  } finally {
+    rmSync(box.dir, { recursive: true, force: true });
+  }
+});
+
+test('rc.d/builder_worker restarts a worker that exits, but not one that exits 78 (a refused token); stop passes SIGTERM on', async () => {
+  const box = rcBox();
+  // a zombie (exited, not yet reaped by a non-reaping init in a container) counts as gone
+  const alive = (p: number): boolean => {
+    try {
+      return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${p}/stat`, 'utf8'));
+    } catch {
+      return false;
+    }
+  };
+  try {
+    // the "worker": exits 1 on its first start, 78 on its second (each start is logged)
+    writeFileSync(join(box.dir, 'flaky'), `#!/bin/sh\necho START >> ${box.dir}/starts\n[ "$(wc -l < ${box.dir}/starts)" -ge 2 ] && exit 78\nexit 1\n`, { mode: 0o755 });
+    const env = { builder_worker_enable: 'YES', builder_worker_platform: 'p', builder_worker_program: join(box.dir, 'flaky'),
+      builder_worker_rcscript: join(box.dir, 'builder_worker') };
+    assert.is(box.run('builder_worker', ['start'], env).status, 0);
+    const log = join(box.dir, 'log', 'builder_worker.log');
+    const until = Date.now() + 10_000;
+    while (!/not restarting it/.test(existsSync(log) ? readFileSync(log, 'utf8') : '') && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
+    assert.match(readFileSync(log, 'utf8'), /exited with status 78 .*not restarting it/);
+    assert.is(readFileSync(join(box.dir, 'starts'), 'utf8'), 'START\nSTART\n', 'restarted once after 1, not after 78');
+    const supervisor = Number(readFileSync(join(box.dir, 'run', 'builder_worker.pid'), 'utf8'));
+    assert.not.ok(alive(supervisor), 'the supervisor has exited');
+    rmSync(join(box.dir, 'run', 'builder_worker.pid')); // daemon(8) removes it; the stand-in does not
+    // a healthy worker: stop ends it (and its supervisor) at once
+    writeFileSync(join(box.dir, 'steady'), `#!/bin/sh\necho $$ > ${box.dir}/steady.pid\nexec sleep 60\n`, { mode: 0o755 });
+    const ok = { ...env, builder_worker_program: join(box.dir, 'steady') };
+    assert.is(box.run('builder_worker', ['start'], ok).status, 0);
+    const pid = Number(readFileSync(join(box.dir, 'run', 'builder_worker.pid'), 'utf8'));
+    const waitFile = Date.now() + 5000;
+    while (!existsSync(join(box.dir, 'steady.pid')) && Date.now() < waitFile) await new Promise((r) => setTimeout(r, 50));
+    const worker = Number(readFileSync(join(box.dir, 'steady.pid'), 'utf8'));
+    assert.is(box.run('builder_worker', ['stop'], ok).status, 0);
+    const gone = Date.now() + 5000;
+    while ((alive(pid) || alive(worker)) && Date.now() < gone) await new Promise((r) => setTimeout(r, 50));
+    assert.not.ok(alive(pid), 'the supervisor exits when stopped');
+    assert.not.ok(alive(worker), 'the worker was stopped too');
   } finally {
     rmSync(box.dir, { recursive: true, force: true });
   }

@@ -87,6 +87,11 @@ const samples: Message[] = [
   { t: 'req', id: 20, op: 'compare', a: 'u1', b: 'u2' },
   { t: 'req', id: 21, op: 'verify', name: 'j', platform: 'p' },
   { t: 'req', id: 22, op: 'repro-record', job: 'j' },
+  // credentials per role (issue 9)
+  { t: 'hello', role: 'worker', version: 1, nonce, credential: 'w1', worker: { name: 'w1', platform: 'p', capacity: 1, running: [] } },
+  { t: 'req', id: 23, op: 'token-add', kind: 'reader', name: 'dash' },
+  { t: 'req', id: 24, op: 'token-list' },
+  { t: 'req', id: 25, op: 'token-revoke', name: 'dash' },
 ];
 const where = (m: Message): string => (m.t === 'req' ? `request ${m.op}` : m.t);
 const roundTrip = (m: unknown): Message => parseMessage(decodeValue(encodeFrame(encodeValue(m)).subarray(4)));

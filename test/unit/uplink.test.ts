@@ -249,7 +249,7 @@ test('a job beyond capacity is handed back as an infrastructure failure', async 
   await uplink.abort();
 });
 
-test('reconnects back off from 100 ms to 5 s, start over after a success, and a wrong token waits longest', async () => {
+test('reconnects back off from 100 ms to 5 s, start over after a success, and another protocol version waits longest', async () => {
   let failures = 8;
   let code: ErrorCode = 'CONNECT';
   const ports: FakePort[] = [];
@@ -264,11 +264,32 @@ test('reconnects back off from 100 ms to 5 s, start over after a success, and a 
   assert.equal(clock.sleeps, [100, 200, 400, 800, 1600, 3200, 5000, 5000]);
   clock.sleeps.length = 0;
   failures = 1;
-  code = 'AUTH';
+  code = 'VERSION';
   ports[0]!.close('server restart');
   await until('reconnected', () => ports.length === 2);
-  assert.equal(clock.sleeps, [100, 5000], 'after a success the first retry is quick; a wrong token does not retry fast');
+  assert.equal(clock.sleeps, [100, 5000], 'after a success the first retry is quick; another version does not retry fast');
   await uplink.abort();
 });
+
+for (const code of ['AUTH', 'FORBIDDEN'] as const) {
+  test(`a refused token (${code}) ends the uplink with exit status 78 and no retry, also after a revocation mid-connection`, async () => {
+    let dials = 0;
+    const ports: FakePort[] = [];
+    const dial: Dialer = async () => {
+      if (++dials > 1) throw new BuilderError(code, 'server refused: unknown or revoked token "w1"');
+      const port = new FakePort();
+      ports.push(port);
+      return { port, welcome: { t: 'welcome', server: 'fake' } };
+    };
+    const { uplink, clock } = makeUplink(dial);
+    await until('connected', () => ports.length === 1);
+    assert.is(uplink.exitCode, 0);
+    ports[0]!.close('token w1 revoked');
+    await uplink.done;
+    assert.is(uplink.exitCode, 78);
+    assert.is(dials, 2, 'not retried after the refusal');
+    assert.equal(clock.sleeps, [100]);
+  });
+}
 
 test.run();

@@ -132,4 +132,18 @@ export const migrations: readonly string[] = [
   );
   ALTER TABLE queue ADD COLUMN avoid_worker TEXT;
   `,
+  // 7: reserved for another part of round 3 (hardening); the integrator puts its step here
+  '',
+  // 8: named credentials, one row per worker or reader token: its kind and the verifier the
+  // hello checks (stored_key = SHA256(clientKey), server_key; see src/protocol/auth.ts), never
+  // the token itself
+  `
+  CREATE TABLE tokens (
+    name TEXT PRIMARY KEY,
+    kind TEXT NOT NULL CHECK (kind IN ('worker', 'reader')),
+    stored_key BLOB NOT NULL,
+    server_key BLOB NOT NULL,
+    created INTEGER NOT NULL
+  );
+  `,
 ];

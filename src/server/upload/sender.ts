@@ -16,7 +16,8 @@ export interface UploadTarget {
   readonly secrets: readonly string[];
 }
 
-export function parseUploadUrl(raw: string): UploadTarget {
+/** `password` (from --upload-password-file or BUILDER_UPLOAD_PASSWORD) wins over one in the URL. */
+export function parseUploadUrl(raw: string, password?: string): UploadTarget {
   let url: URL;
   try {
     url = new URL(raw);
@@ -34,11 +35,11 @@ export function parseUploadUrl(raw: string): UploadTarget {
     }
   };
   const user = decode(url.username);
-  const password = decode(url.password);
-  const secrets = [password, url.password].filter((s) => s.length >= 3);
+  const given = password ?? decode(url.password);
+  const secrets = [given, url.password, encodeURIComponent(given)].filter((s) => s.length >= 3);
   url.username = '';
   url.password = '';
-  const authorization = user || password ? `Basic ${Buffer.from(`${user}:${password}`, 'utf8').toString('base64')}` : undefined;
+  const authorization = user || given ? `Basic ${Buffer.from(`${user}:${given}`, 'utf8').toString('base64')}` : undefined;
   if (authorization) secrets.push(authorization.slice(6));
   return Object.freeze({ url: url.toString(), authorization, secrets: Object.freeze(secrets) });
 }
