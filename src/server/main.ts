@@ -73,7 +73,7 @@ function configFrom(argv: string[]): ServerConfig | undefined {
     }
     if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new UsageError('--upload: only http and https URLs');
   }
-  const port = intFlag(args, 'port', DEFAULT_PORT, 0);
+  const port = intFlag(args, 'port', DEFAULT_PORT, 0, 65535);
   if (port > 65535) throw new UsageError(`--port must be at most 65535, got ${port}`);
   return Object.freeze({
     stateDir: resolve(args.values.dir ?? defaultStateDir()),

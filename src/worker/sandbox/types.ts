@@ -1,13 +1,14 @@
 // The contract every sandbox backend fulfils. A backend makes one Sandbox per job; the runner
 // (src/worker/runner.ts) owns line splitting, timeouts and reporting, so backends only create,
 // run, collect and destroy.
-import type { RunResult, RunStats, Refusal, SandboxDescription } from '../../protocol/messages.js';
+import type { RunResult, RunStats, Refusal, SandboxDescription, ScriptBytes } from '../../protocol/messages.js';
 
 export interface JobSpec {
   uuid: string;
   name: string;
   platform: string;
-  script: string;
+  /** the script's bytes, written into the sandbox as they are */
+  script: ScriptBytes;
   /** exactly the environment the script sees, nothing added from the worker's (build-env.ts) */
   env: Readonly<Record<string, string>>;
 }
