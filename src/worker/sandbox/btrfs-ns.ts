@@ -8,6 +8,7 @@ import { collectDir } from './collect-dir.js';
 import { ensureDevTemplate, hasOwnDev, runInNamespaces } from './namespaces.js';
 import type { BackendContext, BackendFactory, JobSpec, RunHandle, Sandbox, SandboxBackend, SandboxDescription } from './types.js';
 import { InfraError } from './types.js';
+import { sandboxName, sandboxPrefix } from './sandbox-names.js';
 
 /** at the snapshot's root, outside /work: never collected, and not writable by the job */
 const SCRIPT = '/.builder-script';
@@ -73,7 +74,7 @@ export class BtrfsNsBackend implements SandboxBackend {
   }
 
   private get prefix(): string {
-    return `builder-${this.ctx.workerId}-`;
+    return sandboxPrefix(this.ctx.workerId);
   }
 
   async prepare(job: JobSpec): Promise<Sandbox> {
@@ -81,7 +82,7 @@ export class BtrfsNsBackend implements SandboxBackend {
       await checkBase(this.opts.base);
       this.baseChecked = true;
     }
-    const path = await createSnapshot(this.opts.base, this.opts.dir, this.prefix + job.uuid);
+    const path = await createSnapshot(this.opts.base, this.opts.dir, sandboxName(this.prefix, job.uuid));
     try {
       // /work belongs to the job's user; the script is root's and only readable
       await mkdir(join(path, 'work'), { recursive: true });

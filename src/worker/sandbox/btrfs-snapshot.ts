@@ -4,6 +4,7 @@ import { lstat, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { runTool } from './run-tool.js';
 import { InfraError } from './types.js';
+import { isOwnSandbox } from './sandbox-names.js';
 
 export async function createSnapshot(base: string, dir: string, name: string): Promise<string> {
   const path = join(dir, name);
@@ -32,7 +33,7 @@ export async function deleteSnapshot(path: string): Promise<void> {
   }
 }
 
-/** snapshots left in dir whose names start with prefix (a crashed predecessor's) */
+/** this prefix's snapshots left in dir (a crashed predecessor's), not another worker's */
 export async function listSnapshots(dir: string, prefix: string): Promise<string[]> {
   let names: string[];
   try {
@@ -40,7 +41,7 @@ export async function listSnapshots(dir: string, prefix: string): Promise<string
   } catch (err) {
     throw new InfraError(`cannot list ${dir}: ${(err as Error).message}`, { cause: err });
   }
-  return names.filter((n) => n.startsWith(prefix)).sort().map((n) => join(dir, n));
+  return names.filter((n) => isOwnSandbox(n, prefix)).sort().map((n) => join(dir, n));
 }
 
 /** true when path is a read-only btrfs subvolume (the only kind of base we accept) */

@@ -27,6 +27,7 @@ import type {
   SandboxBackend,
 } from './types.js';
 import { InfraError } from './types.js';
+import { sandboxName, sandboxPrefix } from './sandbox-names.js';
 import type { RunStats, SandboxDescription } from '../../protocol/messages.js';
 
 /** outside /work, so the script is never collected as an artifact */
@@ -256,7 +257,8 @@ export class DockerBackend implements SandboxBackend {
       HostConfig: hostConfig,
     };
     if (o.user) config.User = o.user;
-    const name = `builder-${this.ctx.workerId}-${job.uuid}`;
+    // Docker refuses "+" and leading "." in names; the label keeps the worker's own name
+    const name = sandboxName(sandboxPrefix(this.ctx.workerId), job.uuid);
     const { data } = await this.api.json<{ Id: string }>('POST', `/containers/create?name=${encodeURIComponent(name)}`, config);
     const id = data.Id;
     const sandbox = new DockerSandbox(this.api, id, join(this.outRoot, job.uuid));

@@ -10,6 +10,7 @@ import { execInJail, listJails, removeJail, startJail, unmountDevfs } from './ja
 import { cloneMountpoint, createClone, destroyClone, listClones } from './zfs-clone.js';
 import type { BackendContext, BackendFactory, JobSpec, RunHandle, Sandbox, SandboxBackend, SandboxDescription } from './types.js';
 import { InfraError } from './types.js';
+import { sandboxName, sandboxPrefix } from './sandbox-names.js';
 
 /** at the clone's root, outside /work: never collected */
 const SCRIPT = '/.builder-script';
@@ -127,15 +128,16 @@ export class ZfsJailBackend implements SandboxBackend {
     return this.ctx.workDir;
   }
 
+  /** jail(8) and zfs accept it whatever the worker's name (sandbox-names.ts) */
   private get prefix(): string {
-    return `builder-${this.ctx.workerId}-`;
+    return sandboxPrefix(this.ctx.workerId);
   }
 
   async prepare(job: JobSpec): Promise<Sandbox> {
     const ip = this.opts.ips.find((a) => !this.inUse.has(a));
     if (!ip) throw new InfraError(`no free address left in --jail-ips (${this.opts.ips.length} in use)`);
     this.inUse.add(ip);
-    const dataset = `${this.opts.parent}/${this.prefix}${job.uuid}`;
+    const dataset = `${this.opts.parent}/${sandboxName(this.prefix, job.uuid)}`;
     const release = () => this.inUse.delete(ip);
     let sandbox = new ZfsJailSandbox(dataset, undefined, this.opts, release, job.env);
     try {
