@@ -44,6 +44,17 @@ export async function listSnapshots(dir: string, prefix: string): Promise<string
   return names.filter((n) => isOwnSandbox(n, prefix)).sort().map((n) => join(dir, n));
 }
 
+/**
+ * Waits until the subvolumes deleted on dir's file system are gone and their space is free. A
+ * commit first: `subvolume sync` alone waits for the next periodic one (up to 30 s); the last
+ * commit makes the freed space show in statfs (16 ms in all for 200 MB on our test machine).
+ */
+export async function syncDeletions(dir: string): Promise<void> {
+  await runTool('btrfs', ['filesystem', 'sync', dir]);
+  await runTool('btrfs', ['subvolume', 'sync', dir]);
+  await runTool('btrfs', ['filesystem', 'sync', dir]);
+}
+
 /** true when path is a read-only btrfs subvolume (the only kind of base we accept) */
 export async function checkBase(base: string): Promise<void> {
   const out = await runTool('btrfs', ['property', 'get', '-ts', base, 'ro']).catch((err: Error) => {

@@ -69,8 +69,14 @@ export interface SandboxBackend {
   sweep(): Promise<string[]>;
   /** the directory whose file system holds the sandboxes, for the free-space check */
   readonly storagePath: string;
-  /** removes what this worker owns and no longer needs (stale images, leftovers) */
+  /**
+   * Removes what this worker owns and no longer needs (leftover snapshots, clones, stopped
+   * containers; never a running job's); returns one line per removed thing. Called when free
+   * space is short (--min-free).
+   */
   prune?(): Promise<string[]>;
+  /** other directories whose file systems the backend fills (docker: the engine's data root) */
+  diskPaths?(): Promise<string[]>;
 }
 
 export interface BackendOption {

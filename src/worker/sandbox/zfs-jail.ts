@@ -118,6 +118,8 @@ class ZfsJailSandbox implements Sandbox {
 export class ZfsJailBackend implements SandboxBackend {
   readonly name = 'zfs-jail';
   private readonly inUse = new Set<string>();
+  /** clones of jobs not yet destroyed: never pruned */
+  private readonly live = new Set<string>();
   constructor(
     private readonly opts: ZfsJailOptions,
     private readonly ctx: BackendContext,
@@ -138,7 +140,11 @@ export class ZfsJailBackend implements SandboxBackend {
     if (!ip) throw new InfraError(`no free address left in --jail-ips (${this.opts.ips.length} in use)`);
     this.inUse.add(ip);
     const dataset = `${this.opts.parent}/${sandboxName(this.prefix, job.uuid)}`;
-    const release = () => this.inUse.delete(ip);
+    this.live.add(dataset);
+    const release = () => {
+      this.inUse.delete(ip);
+      this.live.delete(dataset);
+    };
     let sandbox = new ZfsJailSandbox(dataset, undefined, this.opts, release, job.env);
     try {
       await createClone(this.opts.snapshot, dataset);
@@ -161,13 +167,25 @@ export class ZfsJailBackend implements SandboxBackend {
     }
   }
 
-  async sweep(): Promise<string[]> {
+  sweep(): Promise<string[]> {
+    return this.removeLeftovers(() => true);
+  }
+
+  /** This worker's jails and clones that no job holds (a destroy that failed half-way). */
+  prune(): Promise<string[]> {
+    const held = new Set([...this.live].map((d) => d.split('/').pop()!));
+    return this.removeLeftovers((name) => !held.has(name));
+  }
+
+  private async removeLeftovers(mayGo: (name: string) => boolean): Promise<string[]> {
     const removed: string[] = [];
     for (const name of await listJails(this.prefix)) {
+      if (!mayGo(name)) continue;
       await removeJail(name);
       removed.push(`jail ${name}`);
     }
     for (const dataset of await listClones(this.opts.parent, this.prefix)) {
+      if (!mayGo(dataset.split('/').pop()!)) continue;
       const root = await cloneMountpoint(dataset).catch(() => undefined);
       if (root) await unmountDevfs(root);
       await destroyClone(dataset);
