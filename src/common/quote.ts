@@ -13,3 +13,9 @@ export function quote(value: string, max = QUOTE_MAX): string {
   const escaped = JSON.stringify(shown).replace(/[\u007f-\u009f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
   return value.length > max ? `${escaped.slice(0, -1)}..." (${value.length} characters)` : escaped;
 }
+
+/**
+ * A name as a message shows it: bare when it is plain (letters, digits, . _ + - : @ /, short),
+ * as messages always showed names, else quoted and escaped as quote() does.
+ */
+export const shown = (value: string): string => (/^[A-Za-z0-9._+\-:@/]{1,80}$/.test(value) ? value : quote(value));

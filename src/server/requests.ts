@@ -2,7 +2,7 @@
 // transaction, so a refused request changes nothing.
 import { BuilderError, type ErrorCode } from '../common/errors.js';
 import { checkName, isUuid } from '../common/names.js';
-import { quote } from '../common/quote.js';
+import { quote, shown } from '../common/quote.js';
 import { parseUtcTime } from '../common/utc-time.js';
 import { MAX_SCRIPT_BYTES, MAX_TIMEOUT_SEC, MIN_TIMEOUT_SEC } from '../protocol/limits.js';
 import type { Connection } from '../protocol/connection.js';
@@ -135,17 +135,17 @@ export async function handleRequest(ctx: RequestContext, conn: Connection, req: 
         timingFrom(req), req.timeoutSec, req);
     }
     case 'unschedule': {
-      if (!store.job(req.name)) refuse('NO_JOB', `no job named ${quote(req.name)}`);
+      if (!store.job(req.name)) refuse('NO_JOB', `no job named ${shown(req.name)}`);
       store.tx(() => store.deleteJob(req.name));
       coordinator.secrets.remove(req.name);
       ctx.scheduler.changed();
       return { name: req.name } satisfies Replies['unschedule'];
     }
     case 'reschedule': {
-      const job = store.job(req.name) ?? refuse('NO_JOB', `no job named ${quote(req.name)}`);
+      const job = store.job(req.name) ?? refuse('NO_JOB', `no job named ${shown(req.name)}`);
       // RFC 3339 in UTC only, as the original: no local-time ambiguity; no 30th of February
       const next = parseUtcTime(req.next)
-        ?? refuse('BAD_TIME', `invalid time ${quote(req.next)}: expected an existing time in RFC 3339 UTC, e.g. 2026-01-31T03:00:00Z`);
+        ?? refuse('BAD_TIME', `invalid time ${quote(req.next)}: expected RFC 3339 in UTC, a time that exists, e.g. 2026-01-31T03:00:00Z`);
       // a new period or cron replaces the old timing; a new cron keeps the job's time zone
       const t = req.period !== undefined || req.cron !== undefined
         ? timingFrom({ period: req.period, cron: req.cron, tz: req.cron ? (job.tz ?? undefined) : undefined })
@@ -155,10 +155,10 @@ export async function handleRequest(ctx: RequestContext, conn: Connection, req: 
       return jobInfo(ctx)(store.job(job.name)!);
     }
     case 'execute': {
-      const job = store.job(req.name) ?? refuse('NO_JOB', `no job named ${quote(req.name)}`);
+      const job = store.job(req.name) ?? refuse('NO_JOB', `no job named ${shown(req.name)}`);
       let platforms = platformsFor(store, ctx.config.configDir, job);
       if (req.platform !== undefined) {
-        if (!platforms.includes(req.platform)) refuse('NO_PLATFORM', `job ${job.name} does not run on platform ${quote(req.platform)}`);
+        if (!platforms.includes(req.platform)) refuse('NO_PLATFORM', `job ${job.name} does not run on platform ${shown(req.platform)}`);
         platforms = [req.platform];
       }
       if (platforms.length === 0) refuse('NO_PLATFORM', `job ${job.name} has no platform to run on (dropped, or no template)`);
@@ -188,7 +188,7 @@ export async function handleRequest(ctx: RequestContext, conn: Connection, req: 
     }
     case 'observe-latest': {
       const run = coordinator.latest(req.platform, req.job)
-        ?? refuse('NO_RUN', `no running job${req.job ? ` named ${quote(req.job)}` : ''}${req.platform ? ` on ${quote(req.platform)}` : ''}`);
+        ?? refuse('NO_RUN', `no running job${req.job ? ` named ${shown(req.job)}` : ''}${req.platform ? ` on ${shown(req.platform)}` : ''}`);
       coordinator.observe(connectionPort(conn), req.id, run.uuid);
       return { uuid: run.uuid, live: true } satisfies Replies['observe-latest'];
     }
@@ -199,7 +199,7 @@ export async function handleRequest(ctx: RequestContext, conn: Connection, req: 
       return { platform: req.platform, removedJobs: jobs } satisfies Replies['drop-platform'];
     }
     case 'undrop-platform': {
-      if (!store.isDropped(req.platform)) refuse('NOT_DROPPED', `platform ${quote(req.platform)} is not dropped`);
+      if (!store.isDropped(req.platform)) refuse('NOT_DROPPED', `platform ${shown(req.platform)} is not dropped`);
       store.tx(() => store.setDropped(req.platform, false));
       coordinator.dispatch(req.platform);
       return { platform: req.platform } satisfies Replies['undrop-platform'];
@@ -216,7 +216,7 @@ export async function handleRequest(ctx: RequestContext, conn: Connection, req: 
       return workersInfo(ctx);
     case 'drain': {
       const matching = [...coordinator.workers].filter((w) => w.name === req.worker);
-      if (matching.length === 0) refuse('NO_WORKER', `no connected worker named ${quote(req.worker)}`);
+      if (matching.length === 0) refuse('NO_WORKER', `no connected worker named ${shown(req.worker)}`);
       for (const w of matching) {
         w.draining = true;
         w.port.send({ t: 'drain' });

@@ -2,7 +2,7 @@
 // where), and the script a job would run now on each, without running it.
 import { BuilderError, errorMessage } from '../common/errors.js';
 import { checkName } from '../common/names.js';
-import { quote } from '../common/quote.js';
+import { shown } from '../common/quote.js';
 import { scriptBuffer, type Request } from '../protocol/messages.js';
 import type { RenderedScript, Replies } from '../protocol/replies.js';
 import type { RequestContext } from './requests.js';
@@ -25,12 +25,12 @@ export function templatesReply(ctx: RequestContext): Replies['templates'] {
 export function renderJob(ctx: RequestContext, req: Extract<Request, { op: 'render' }>): Replies['render'] {
   const { store, config } = ctx;
   const job = store.job(req.name);
-  if (!job) throw new BuilderError('NO_JOB', `no job named ${quote(req.name)}`);
+  if (!job) throw new BuilderError('NO_JOB', `no job named ${shown(req.name)}`);
   if (req.platform !== undefined) checkName('platform', req.platform);
   const reply = { name: job.name, kind: job.kind, uuid: PLACEHOLDER_UUID, sourceDateEpoch: sourceDateEpochOf(job) };
   if (job.kind === 'script') {
     if (req.platform !== undefined && req.platform !== job.platform) {
-      throw new BuilderError('NO_PLATFORM', `job ${job.name} runs on ${job.platform}, not on ${quote(req.platform)}`);
+      throw new BuilderError('NO_PLATFORM', `job ${job.name} runs on ${job.platform}, not on ${shown(req.platform)}`);
     }
     return { ...reply, scripts: [{ platform: job.platform ?? '', script: scriptBuffer(job.script ?? '') }] };
   }

@@ -1,7 +1,7 @@
 // The reproducibility requests: compare (any two stored runs), verify (rebuild a job now on
 // another worker and judge it against its last successful run), repro-record (a job's record),
 // and the verdicts that history and info show.
-import { quote } from '../../common/quote.js';
+import { quote, shown } from '../../common/quote.js';
 import { BuilderError, type ErrorCode } from '../../common/errors.js';
 import { isUuid } from '../../common/names.js';
 import type { RunResult } from '../../protocol/messages.js';
@@ -86,11 +86,11 @@ export async function verifyJob(
   client: Port, name: string, platformArg: string | undefined,
 ): Promise<VerifyReply> {
   const { store, coordinator } = ctx;
-  const job = store.job(name) ?? refuse('NO_JOB', `no job named ${quote(name)}`);
+  const job = store.job(name) ?? refuse('NO_JOB', `no job named ${shown(name)}`);
   const platforms = platformsFor(store, ctx.configDir, job);
   let platform: string;
   if (platformArg !== undefined) {
-    if (!platforms.includes(platformArg)) refuse('NO_PLATFORM', `job ${name} does not run on platform ${quote(platformArg)}`);
+    if (!platforms.includes(platformArg)) refuse('NO_PLATFORM', `job ${name} does not run on platform ${shown(platformArg)}`);
     platform = platformArg;
   } else if (platforms.length === 1) platform = platforms[0]!;
   else if (platforms.length === 0) return refuse('NO_PLATFORM', `job ${name} has no platform to run on (dropped, or no template)`);
@@ -145,7 +145,7 @@ function waitForRebuild(coordinator: Coordinator, client: Port, job: string, pla
 /** Per platform: how many successful runs reproduced the one before, the streak, the last break. */
 export function reproRecord(store: Store, job: string, platformArg: string | undefined): { job: string; platforms: ReproRecord[] } {
   const platforms = platformArg !== undefined ? [platformArg] : store.comparedPlatforms(job);
-  if (platforms.length === 0 && !store.job(job)) refuse('NO_JOB', `no job named ${quote(job)}`);
+  if (platforms.length === 0 && !store.job(job)) refuse('NO_JOB', `no job named ${shown(job)}`);
   return {
     job,
     platforms: platforms.map((platform): ReproRecord => {
