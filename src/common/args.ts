@@ -4,6 +4,7 @@
 // reworded here into one short line that names the flag, keyed on the stable error codes.
 import { parseArgs as nodeParseArgs } from 'node:util';
 import { UsageError } from './errors.js';
+import { quote } from './quote.js';
 
 export interface FlagSpec {
   /** flags that take a value */
@@ -63,10 +64,23 @@ function usageErrorOf(err: unknown): unknown {
   }
 }
 
-export function intFlag(args: ParsedArgs, name: string, fallback: number, min = 0): number {
+/**
+ * A whole number written in decimal digits only. Number() would also take "0x10", "1e3", " 5",
+ * "+5" and "" (as 0), none of which a user means as a count of seconds or bytes.
+ */
+export function parseDecimal(raw: string): number | undefined {
+  if (!/^[0-9]+$/.test(raw)) return undefined;
+  const n = Number(raw);
+  return Number.isSafeInteger(n) ? n : Infinity;
+}
+
+/** An integer flag in [min, max]; the usage error names the flag and the range. */
+export function intFlag(args: ParsedArgs, name: string, fallback: number, min = 0, max?: number): number {
   const raw = args.values[name];
   if (raw === undefined) return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < min) throw new UsageError(`--${name} must be an integer >= ${min}, got "${raw}"`);
+  const n = parseDecimal(raw);
+  const range = max === undefined ? `>= ${min}` : `between ${min} and ${max}`;
+  if (n === undefined) throw new UsageError(`--${name} must be a decimal integer ${range}, got ${quote(raw)}`);
+  if (n < min || (max !== undefined && n > max) || n === Infinity) throw new UsageError(`--${name} must be ${range}, got ${quote(raw)}`);
   return n;
 }

@@ -1,5 +1,6 @@
 // Job and platform names become directory names and log scopes, so they are kept to a safe set.
 import { BuilderError } from './errors.js';
+import { quote } from './quote.js';
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$/;
 
@@ -7,7 +8,7 @@ export function checkName(kind: 'job' | 'platform', name: string): string {
   if (!NAME.test(name)) {
     throw new BuilderError(
       'BAD_NAME',
-      `invalid ${kind} name "${name}": use letters, digits and . _ + - (up to 128, not starting with a symbol)`,
+      `invalid ${kind} name ${quote(name)}: use letters, digits and . _ + - (up to 128, not starting with a symbol)`,
     );
   }
   return name;

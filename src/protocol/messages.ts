@@ -3,7 +3,7 @@
 // (schema.ts), and its TypeScript type is inferred from that spec. Every decoded frame goes
 // through parseMessage (parse.ts), so nothing untyped from the network reaches the programs.
 import {
-  arrayOf, bool, bytes, int, literal, mapOf, oneOf, opt, record, str, tagged, tuple, unknown, type Infer, type RecordOf,
+  arrayOf, bool, bytes, int, literal, mapOf, oneOf, opt, record, str, tagged, tuple, unknown, type Infer, type RecordOf, type Schema,
 } from './schema.js';
 
 export const PROTOCOL_VERSION = 1;
@@ -60,6 +60,16 @@ const error = record({ t: literal('error'), code: str, message: str, id: opt(int
 /** either way, when nothing else was sent for a while */
 const ping = record({ t: literal('ping') });
 
+/**
+ * A script is bytes, run as given (a binary script, or text in any encoding). A sender may give
+ * a string (older peers send a CBOR text string), which stands for its UTF-8 bytes; what is
+ * decoded is always a Buffer, typed as ScriptBytes so senders may keep passing text.
+ */
+export type ScriptBytes = Buffer | string;
+const scriptBytes: Schema<ScriptBytes> = (v) => (typeof v === 'string' ? Buffer.from(v, 'utf8') : bytes(v));
+/** A script's bytes, whichever form it came in. */
+export const scriptBuffer = (s: ScriptBytes): Buffer => (typeof s === 'string' ? Buffer.from(s, 'utf8') : s);
+
 // ---- client -> server requests (each one's reply type: replies.ts) ----
 const timing = { period: opt(period), cron: opt(str), tz: opt(str), timeoutSec: opt(int) } as const;
 /** a secret's value travels once, client -> server, and is given to that job's runs alone */
@@ -67,7 +77,7 @@ const secret = record({ name: str, value: str });
 export type SecretArg = Infer<typeof secret>;
 /** SOURCE_DATE_EPOCH (seconds; default: the job's creation) and secrets, for schedule and orb-build */
 const buildEnvArgs = { sourceDateEpoch: opt(int), secrets: opt(arrayOf(secret)) } as const;
-const scheduleArgs = { name: str, platform: str, script: str, ...timing, ...buildEnvArgs } as const;
+const scheduleArgs = { name: str, platform: str, script: scriptBytes, ...timing, ...buildEnvArgs } as const;
 export type ScheduleArgs = RecordOf<typeof scheduleArgs>;
 const req = <const O extends string>(op: O) => ({ t: literal('req'), id: int, op: literal(op) });
 
@@ -120,7 +130,7 @@ const end = record({ t: literal('end'), id: int, uuid: str, result: runResult })
 // ---- server <-> worker ----
 /** server -> worker */
 const job = record({
-  t: literal('job'), uuid: str, name: str, platform: str, script: str, timeoutMs: int,
+  t: literal('job'), uuid: str, name: str, platform: str, script: scriptBytes, timeoutMs: int,
   // the job's SOURCE_DATE_EPOCH (seconds) and its extra environment (its secrets), never in the script
   sourceDateEpoch: int, env: opt(mapOf(str)),
 });

@@ -175,8 +175,8 @@ export interface TemplatesReply {
 /** render: the script a job would run now on one platform, or why it cannot be made. */
 export interface RenderedScript {
   platform: string;
-  /** absent when rendering failed */
-  script?: string;
+  /** absent when rendering failed; a script job's script comes as its bytes, exactly as stored */
+  script?: string | Uint8Array;
   /** FILE:LINE: what is wrong (templated jobs only) */
   error?: string;
   template?: TemplateInfo & { sha256: string };

@@ -4,6 +4,7 @@ import { createWriteStream } from 'node:fs';
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { once } from 'node:events';
+import type { ScriptBytes } from '../protocol/messages.js';
 import type { ConsoleRow, RunMeta } from './types.js';
 
 export const incomingDir = (stateDir: string, uuid: string): string => join(stateDir, 'incoming', uuid);
@@ -22,7 +23,7 @@ export interface ResultExtras {
    * Made from meta and script once they are final; written into the incoming directory before the
    * rename, so a result never exists without its provenance. Undefined: none (--no-provenance).
    */
-  provenance?: ((meta: RunMeta, script: string) => object | undefined) | undefined;
+  provenance?: ((meta: RunMeta, script: ScriptBytes) => object | undefined) | undefined;
 }
 
 /**
@@ -33,7 +34,7 @@ export interface ResultExtras {
 export async function writeResult(
   stateDir: string,
   meta: RunMeta,
-  script: string,
+  script: ScriptBytes,
   lines: Iterable<ConsoleRow>,
   extras: ResultExtras = {},
 ): Promise<string> {
@@ -45,6 +46,7 @@ export async function writeResult(
   }
   out.end();
   await once(out, 'close');
+  // the script's exact bytes (a string stands for its UTF-8 bytes)
   await writeFile(join(staging, 'script'), script);
   await writeFile(join(staging, 'run.json'), JSON.stringify(meta, null, 2) + '\n');
   const provenance = extras.provenance?.(meta, script);

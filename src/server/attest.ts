@@ -20,7 +20,7 @@ export interface BuildInputs {
 export interface Attester {
   readonly key: SigningKey;
   /** The signed provenance of a finished run, for results/JOB/UUID/provenance.json. */
-  envelope(meta: RunMeta, script: string, inputs?: BuildInputs): DsseEnvelope;
+  envelope(meta: RunMeta, script: string | Buffer, inputs?: BuildInputs): DsseEnvelope;
 }
 
 /** The signing key lives next to the token: DIR/token unless --token-file says elsewhere. */

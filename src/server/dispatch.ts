@@ -5,7 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from '../common/log.js';
 import { errorMessage } from '../common/errors.js';
-import type { HeldRun } from '../protocol/messages.js';
+import type { HeldRun, ScriptBytes } from '../protocol/messages.js';
 import type { ServerClock, TimerHandle } from './clock.js';
 import type { ServerConfig } from './config.js';
 import type { ServerEvents } from './events.js';
@@ -121,7 +121,7 @@ export class Dispatcher {
     const sourceDateEpoch = sourceDateEpochOf(job);
     // what keeps the run from starting: it is stored as a failed run, never sent half-made
     let failure: string | undefined;
-    let script = '';
+    let script: ScriptBytes = '';
     let env: Record<string, string> | undefined;
     const buildInputs: BuildInputs = { sourceDateEpoch };
     try {

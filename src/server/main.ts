@@ -84,7 +84,7 @@ function configFrom(argv: string[]): ServerConfig | undefined {
   if ((certFile === undefined) !== (keyFile === undefined)) throw new UsageError('--tls-cert and --tls-key go together');
   const uploadPassword = uploadPasswordFrom(args.values['upload-password-file']);
   if (uploadPassword !== undefined && upload === undefined) throw new UsageError('an upload password is given, but no --upload URL');
-  const port = intFlag(args, 'port', DEFAULT_PORT, 0);
+  const port = intFlag(args, 'port', DEFAULT_PORT, 0, 65535);
   if (port > 65535) throw new UsageError(`--port must be at most 65535, got ${port}`);
   return Object.freeze({
     stateDir: resolve(args.values.dir ?? defaultStateDir()),

@@ -2,6 +2,9 @@
 // transaction, so a refused request changes nothing.
 import { BuilderError, type ErrorCode } from '../common/errors.js';
 import { checkName, isUuid } from '../common/names.js';
+import { quote, shown } from '../common/quote.js';
+import { parseUtcTime } from '../common/utc-time.js';
+import { MAX_SCRIPT_BYTES, MAX_TIMEOUT_SEC, MIN_TIMEOUT_SEC } from '../protocol/limits.js';
 import type { Connection } from '../protocol/connection.js';
 import type { Request, SecretArg } from '../protocol/messages.js';
 import type { JobInfo, Replies, Reply, RunInfo, Scheduled, WorkerInfo } from '../protocol/replies.js';
@@ -37,7 +40,6 @@ let sharedRepro: ReproOptions | undefined;
 const reproOptions = (ctx: RequestContext): ReproOptions => ctx.repro ?? (sharedRepro ??= defaultReproOptions());
 
 export const PACKAGE = /^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$/;
-const MAX_TIMEOUT_SEC = 7 * 86_400;
 /** 9999-12-31T23:59:59Z: what tools that format dates still print with four digits */
 const MAX_SOURCE_DATE_EPOCH = 253_402_300_799;
 
@@ -60,8 +62,8 @@ function newJob(ctx: RequestContext, base: Omit<JobRow, 'next_run' | 'created' |
   t: Timing, timeoutSec: number | undefined, env: BuildEnvReq): Scheduled {
   const { store } = ctx;
   checkName('job', base.name);
-  if (timeoutSec !== undefined && (timeoutSec < 1 || timeoutSec > MAX_TIMEOUT_SEC)) {
-    refuse('BAD_TIMEOUT', `timeout must be between 1 and ${MAX_TIMEOUT_SEC} seconds, got ${timeoutSec}`);
+  if (timeoutSec !== undefined && (timeoutSec < MIN_TIMEOUT_SEC || timeoutSec > MAX_TIMEOUT_SEC)) {
+    refuse('BAD_TIMEOUT', `timeout must be between ${MIN_TIMEOUT_SEC} and ${MAX_TIMEOUT_SEC} seconds, got ${timeoutSec}`);
   }
   const sde = env.sourceDateEpoch;
   if (sde !== undefined && (sde < 0 || sde > MAX_SOURCE_DATE_EPOCH)) {
@@ -126,41 +128,40 @@ export async function handleRequest(ctx: RequestContext, conn: Connection, req: 
     case 'schedule': {
       checkName('platform', req.platform);
       if (store.isDropped(req.platform)) refuse('DROPPED', `platform ${req.platform} is dropped; undrop-platform it first`);
+      if (req.script.length > MAX_SCRIPT_BYTES) refuse('BAD_REQUEST', `script too large: ${req.script.length} bytes (limit ${MAX_SCRIPT_BYTES})`);
       return newJob(ctx, { name: req.name, kind: 'script', platform: req.platform, script: req.script, package: null },
         timingFrom(req), req.timeoutSec, req);
     }
     case 'orb-build': {
-      if (!PACKAGE.test(req.package)) refuse('BAD_NAME', `invalid opam package name "${req.package}"`);
+      if (!PACKAGE.test(req.package)) refuse('BAD_NAME', `invalid opam package name ${quote(req.package)}`);
       return newJob(ctx, { name: req.name, kind: 'orb', platform: null, script: null, package: req.package },
         timingFrom(req), req.timeoutSec, req);
     }
     case 'unschedule': {
-      if (!store.job(req.name)) refuse('NO_JOB', `no job named ${req.name}`);
+      if (!store.job(req.name)) refuse('NO_JOB', `no job named ${shown(req.name)}`);
       store.tx(() => store.deleteJob(req.name));
       coordinator.secrets.remove(req.name);
       ctx.scheduler.changed();
       return { name: req.name } satisfies Replies['unschedule'];
     }
     case 'reschedule': {
-      const job = store.job(req.name) ?? refuse('NO_JOB', `no job named ${req.name}`);
-      // RFC 3339 in UTC only, as the original: no local-time ambiguity
-      if (!/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/.test(req.next) || Number.isNaN(Date.parse(req.next))) {
-        refuse('BAD_TIME', `invalid time "${req.next}": expected RFC 3339 in UTC, e.g. 2026-01-31T03:00:00Z`);
-      }
+      const job = store.job(req.name) ?? refuse('NO_JOB', `no job named ${shown(req.name)}`);
+      // RFC 3339 in UTC only, as the original: no local-time ambiguity; no 30th of February
+      const next = parseUtcTime(req.next)
+        ?? refuse('BAD_TIME', `invalid time ${quote(req.next)}: expected RFC 3339 in UTC, a time that exists, e.g. 2026-01-31T03:00:00Z`);
       // a new period or cron replaces the old timing; a new cron keeps the job's time zone
       const t = req.period !== undefined || req.cron !== undefined
         ? timingFrom({ period: req.period, cron: req.cron, tz: req.cron ? (job.tz ?? undefined) : undefined })
         : timingOf(job);
-      const next = Date.parse(req.next);
       store.tx(() => store.setTiming(job.name, next, t.cron ? null : (t.period ?? 'daily'), t.cron ?? null, t.tz ?? null));
       ctx.scheduler.changed();
       return jobInfo(ctx)(store.job(job.name)!);
     }
     case 'execute': {
-      const job = store.job(req.name) ?? refuse('NO_JOB', `no job named ${req.name}`);
+      const job = store.job(req.name) ?? refuse('NO_JOB', `no job named ${shown(req.name)}`);
       let platforms = platformsFor(store, ctx.config.configDir, job);
       if (req.platform !== undefined) {
-        if (!platforms.includes(req.platform)) refuse('NO_PLATFORM', `job ${job.name} does not run on platform ${req.platform}`);
+        if (!platforms.includes(req.platform)) refuse('NO_PLATFORM', `job ${job.name} does not run on platform ${shown(req.platform)}`);
         platforms = [req.platform];
       }
       if (platforms.length === 0) refuse('NO_PLATFORM', `job ${job.name} has no platform to run on (dropped, or no template)`);
@@ -183,14 +184,14 @@ export async function handleRequest(ctx: RequestContext, conn: Connection, req: 
       } satisfies Replies['info'];
     }
     case 'observe': {
-      if (!isUuid(req.uuid)) refuse('BAD_UUID', `invalid uuid "${req.uuid}"`);
+      if (!isUuid(req.uuid)) refuse('BAD_UUID', `invalid uuid ${quote(req.uuid)}`);
       if (coordinator.observe(connectionPort(conn), req.id, req.uuid)) return { uuid: req.uuid, live: true } satisfies Replies['observe'];
       const row = store.run(req.uuid) ?? refuse('NO_RUN', `no run with uuid ${req.uuid}`);
       return { uuid: req.uuid, live: false, run: runInfo(row) } satisfies Replies['observe'];
     }
     case 'observe-latest': {
       const run = coordinator.latest(req.platform, req.job)
-        ?? refuse('NO_RUN', `no running job${req.job ? ` named ${req.job}` : ''}${req.platform ? ` on ${req.platform}` : ''}`);
+        ?? refuse('NO_RUN', `no running job${req.job ? ` named ${shown(req.job)}` : ''}${req.platform ? ` on ${shown(req.platform)}` : ''}`);
       coordinator.observe(connectionPort(conn), req.id, run.uuid);
       return { uuid: run.uuid, live: true } satisfies Replies['observe-latest'];
     }
@@ -201,7 +202,7 @@ export async function handleRequest(ctx: RequestContext, conn: Connection, req: 
       return { platform: req.platform, removedJobs: jobs } satisfies Replies['drop-platform'];
     }
     case 'undrop-platform': {
-      if (!store.isDropped(req.platform)) refuse('NOT_DROPPED', `platform ${req.platform} is not dropped`);
+      if (!store.isDropped(req.platform)) refuse('NOT_DROPPED', `platform ${shown(req.platform)} is not dropped`);
       store.tx(() => store.setDropped(req.platform, false));
       coordinator.dispatch(req.platform);
       return { platform: req.platform } satisfies Replies['undrop-platform'];
@@ -210,7 +211,7 @@ export async function handleRequest(ctx: RequestContext, conn: Connection, req: 
       return store.history(req.job, Math.min(Math.max(req.limit ?? 20, 1), 10_000))
         .map((r) => ({ ...runInfo(r), repro: reproOf(store, r.uuid) }));
     case 'cancel': {
-      if (!isUuid(req.uuid)) refuse('BAD_UUID', `invalid uuid "${req.uuid}"`);
+      if (!isUuid(req.uuid)) refuse('BAD_UUID', `invalid uuid ${quote(req.uuid)}`);
       if (!(await coordinator.cancel(req.uuid))) refuse('NO_RUN', `no running job with uuid ${req.uuid}`);
       return { uuid: req.uuid } satisfies Replies['cancel'];
     }
@@ -218,7 +219,7 @@ export async function handleRequest(ctx: RequestContext, conn: Connection, req: 
       return workersInfo(ctx);
     case 'drain': {
       const matching = [...coordinator.workers].filter((w) => w.name === req.worker);
-      if (matching.length === 0) refuse('NO_WORKER', `no connected worker named ${req.worker}`);
+      if (matching.length === 0) refuse('NO_WORKER', `no connected worker named ${shown(req.worker)}`);
       for (const w of matching) {
         w.draining = true;
         w.port.send({ t: 'drain' });

@@ -6,7 +6,7 @@
 import type { Logger } from '../common/log.js';
 import { errorMessage } from '../common/errors.js';
 import { describeResult } from '../protocol/describe.js';
-import type { ArtifactEnd, ArtifactStart, Chunk, Finished, HeldRun, Output, RunResult, SandboxDescription } from '../protocol/messages.js';
+import type { ArtifactEnd, ArtifactStart, Chunk, Finished, HeldRun, Output, RunResult, SandboxDescription, ScriptBytes } from '../protocol/messages.js';
 import { isUploadable } from '../builder-web/exec-from-result.js';
 import { incomingDir, writeResult, type RunMeta } from '../results/index.js';
 import { makeMasker, type Masker } from '../secrets/mask.js';
@@ -27,7 +27,7 @@ export interface LiveRun {
   job: string;
   platform: string;
   workerName: string;
-  script: string;
+  script: ScriptBytes;
   attempt: number;
   timeoutSec: number;
   started: number;
@@ -308,7 +308,7 @@ export class RunLedger {
   }
 
   /** Signs the run's provenance when the result is written; a failure costs the provenance only. */
-  private provenanceOf(run: LiveRun): ((meta: RunMeta, script: string) => object | undefined) | undefined {
+  private provenanceOf(run: LiveRun): ((meta: RunMeta, script: ScriptBytes) => object | undefined) | undefined {
     const attester = this.parts.attester;
     if (!attester) return undefined;
     return (meta, script) => {

@@ -2,7 +2,8 @@
 // where), and the script a job would run now on each, without running it.
 import { BuilderError, errorMessage } from '../common/errors.js';
 import { checkName } from '../common/names.js';
-import type { Request } from '../protocol/messages.js';
+import { shown } from '../common/quote.js';
+import { scriptBuffer, type Request } from '../protocol/messages.js';
 import type { RenderedScript, Replies } from '../protocol/replies.js';
 import type { RequestContext } from './requests.js';
 import { renderOrbScript, shippedDir, sourceDateEpochOf, templatesIn } from './templates.js';
@@ -24,14 +25,14 @@ export function templatesReply(ctx: RequestContext): Replies['templates'] {
 export function renderJob(ctx: RequestContext, req: Extract<Request, { op: 'render' }>): Replies['render'] {
   const { store, config } = ctx;
   const job = store.job(req.name);
-  if (!job) throw new BuilderError('NO_JOB', `no job named ${req.name}`);
+  if (!job) throw new BuilderError('NO_JOB', `no job named ${shown(req.name)}`);
   if (req.platform !== undefined) checkName('platform', req.platform);
   const reply = { name: job.name, kind: job.kind, uuid: PLACEHOLDER_UUID, sourceDateEpoch: sourceDateEpochOf(job) };
   if (job.kind === 'script') {
     if (req.platform !== undefined && req.platform !== job.platform) {
-      throw new BuilderError('NO_PLATFORM', `job ${job.name} runs on ${job.platform}, not on ${req.platform}`);
+      throw new BuilderError('NO_PLATFORM', `job ${job.name} runs on ${job.platform}, not on ${shown(req.platform)}`);
     }
-    return { ...reply, scripts: [{ platform: job.platform ?? '', script: job.script ?? '' }] };
+    return { ...reply, scripts: [{ platform: job.platform ?? '', script: scriptBuffer(job.script ?? '') }] };
   }
   // every platform an orb-build job would run on once a worker of it connects
   const platforms = req.platform !== undefined

@@ -2,6 +2,7 @@
 // Pure functions of (timing, time), so the scheduler can be tested with any clock.
 import { createTask, parse, validateDetailed, type ScheduledTask } from 'node-cron';
 import { BuilderError } from '../common/errors.js';
+import { quote } from '../common/quote.js';
 import type { Period } from '../protocol/messages.js';
 
 export interface Timing {
@@ -25,7 +26,7 @@ export function checkTiming(t: Timing): void {
     try {
       new Intl.DateTimeFormat('en-US', { timeZone: t.tz });
     } catch {
-      throw new BuilderError('BAD_TIMING', `unknown time zone "${t.tz}"`);
+      throw new BuilderError('BAD_TIMING', `unknown time zone ${quote(t.tz)}`);
     }
   }
   if (t.cron !== undefined) {
@@ -33,7 +34,7 @@ export function checkTiming(t: Timing): void {
     const check = validateDetailed(t.cron);
     if (!check.valid || fields < 5) {
       const why = check.errors.map((e) => e.message).join('; ') || `expected 5 fields, got ${fields}`;
-      throw new BuilderError('BAD_TIMING', `invalid cron expression "${t.cron}": ${why}`);
+      throw new BuilderError('BAD_TIMING', `invalid cron expression ${quote(t.cron)}: ${quote(why, 200).slice(1, -1)}`);
     }
   }
 }
@@ -95,7 +96,7 @@ function nextCron(cron: string, tz: string | undefined, after: number): number {
     if (task.match(new Date(t)) && !repeatedWallTime(t)) return t;
     t += 60_000;
   }
-  throw new BuilderError('BAD_TIMING', `cron expression "${cron}" never matches`);
+  throw new BuilderError('BAD_TIMING', `cron expression ${quote(cron)} never matches`);
 }
 
 interface CronWalk {

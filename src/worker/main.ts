@@ -94,7 +94,7 @@ async function main(): Promise<number | void> {
       noOutputTimeoutMs: intFlag(args, 'no-output-timeout', 1800, 1) * 1000,
       outputCapBytes: intFlag(args, 'output-cap', 64 * 1024 * 1024, 1024),
     },
-    diskShort: makeDiskCheck(backend, intFlag(args, 'min-free', 5, 0), log),
+    diskShort: makeDiskCheck(backend, intFlag(args, 'min-free', 5, 0, 100), log),
   });
   await uplink.checkDisk();
   const diskTimer = setInterval(() => void uplink.checkDisk().catch((err) => log.warn('disk check failed', { error: errorMessage(err) })), 30_000);

@@ -9,6 +9,7 @@ import { existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, symlinkSyn
 import { join } from 'node:path';
 import { decodeExec, encodeExec, type ExecRecord } from '../../src/builder-web/format.js';
 import { execToJson, type ExecJson } from '../../src/builder-web/json-form.js';
+import { RETRIES_AFTER_500 } from '../../src/server/upload/uploader.js';
 import { BuilderWebStandin } from '../helpers/builder-web-standin.js';
 import { Harness, eventually, repoRoot, withTimeout, type ServerHandle } from '../helpers/processes.js';
 
@@ -223,16 +224,17 @@ test('wrong password: refused loudly, kept, shown by uploads --failed; upload-re
   assert.equal((await uploadsJson(srv, true)).uploads, []);
 }));
 
-test('500 (body not decodable): failed, not retried in a loop; upload-retry UUID sends it again', withTimeout(60_000, async () => {
+test('a 500 that stays (body not decodable): tried 3 more times, then failed, not retried in a loop; upload-retry UUID sends it again', withTimeout(60_000, async () => {
   standin = await BuilderWebStandin.start();
   standin.alwaysStatus = 500;
   const srv = await startServer(standin);
   h.worker(srv, PLATFORM);
   const run = await runJob(srv, 'five-hundred', 'echo x\n');
   await standin.nextStatus(500);
-  await eventually(async () => (await uploadsJson(srv)).uploads[0]?.state === 'failed', 10_000, 'failed');
+  await eventually(async () => (await uploadsJson(srv)).uploads[0]?.state === 'failed', 15_000, 'failed');
   await new Promise((r) => setTimeout(r, 1000));
-  assert.is(standin.seen.length, 1, 'no retry loop');
+  assert.is(standin.seen.length, 1 + RETRIES_AFTER_500, 'a few retries, no retry loop');
+  assert.ok(standin.seen.every((s) => s.status === 500));
   standin.alwaysStatus = undefined;
   const usage = await h.client(srv, ['upload-retry']);
   assert.is(usage.code, 2);
@@ -243,6 +245,20 @@ test('500 (body not decodable): failed, not retried in a loop; upload-retry UUID
   const again = await h.client(srv, ['upload-retry', run.uuid]);
   assert.is(again.code, 1);
   assert.match(again.stderr, /uploaded already/);
+}));
+
+test('a transient 500 (builder-web\'s database) is tried again with back-off, and the build arrives', withTimeout(60_000, async () => {
+  standin = await BuilderWebStandin.start();
+  standin.failNext(2, 500);
+  const srv = await startServer(standin);
+  h.worker(srv, PLATFORM);
+  const run = await runJob(srv, 'flaky-db', 'echo x\n');
+  await standin.waitForUploads(1);
+  assert.equal(standin.seen.map((s) => s.status), [500, 500, 201]);
+  expectExactlyOnce(standin, [run.uuid]);
+  await eventually(async () => (await uploadsJson(srv)).uploads[0]?.state === 'uploaded', 10_000, 'uploaded');
+  const row = (await uploadsJson(srv)).uploads[0]!;
+  assert.is(row.attempts, 3);
 }));
 
 test('without --upload, uploads requests say so', withTimeout(30_000, async () => {

@@ -52,8 +52,8 @@ const samples: Message[] = [
   { t: 'line', id: 1, uuid, ms: 12, data: Buffer.from('compiling\x00\xff') },
   { t: 'skipped', id: 1, uuid, count: 40 },
   { t: 'end', id: 1, uuid, result: { kind: 'signalled', signal: 9 } },
-  { t: 'job', uuid, name: 'hello', platform: 'debian-12', script: 'echo hi\n', timeoutMs: 3_600_000, sourceDateEpoch: 1_700_000_000 },
-  { t: 'job', uuid, name: 'hello', platform: 'debian-12', script: 'echo hi\n', timeoutMs: 1, sourceDateEpoch: 0, env: { TOKEN: 's3cr3t-value' } },
+  { t: 'job', uuid, name: 'hello', platform: 'debian-12', script: Buffer.from('echo hi\n'), timeoutMs: 3_600_000, sourceDateEpoch: 1_700_000_000 },
+  { t: 'job', uuid, name: 'hello', platform: 'debian-12', script: Buffer.from([0xff, 0x00, 0x0a]), timeoutMs: 1, sourceDateEpoch: 0, env: { TOKEN: 's3cr3t-value' } },
   { t: 'output', uuid, seq: 10, lines: [[0, Buffer.from('a')], [5, Buffer.from('b')]] },
   { t: 'artifact', uuid, path: 'bin/hello', size: 5, mode: 0o755 },
   { t: 'chunk', uuid, data: Buffer.from('hello') },
@@ -64,7 +64,7 @@ const samples: Message[] = [
   { t: 'cancel', uuid, reason: 'cancelled by a user' },
   { t: 'status', draining: true, diskShort: false, freePercent: 40, sandbox: 'docker' },
   { t: 'drain' },
-  { t: 'req', id: 1, op: 'schedule', name: 'hello', platform: 'debian-12', script: 'echo\n', cron: '0 3 * * 1', tz: 'Europe/Berlin', timeoutSec: 60 },
+  { t: 'req', id: 1, op: 'schedule', name: 'hello', platform: 'debian-12', script: Buffer.from('echo\n'), cron: '0 3 * * 1', tz: 'Europe/Berlin', timeoutSec: 60 },
   { t: 'req', id: 2, op: 'orb-build', name: 'solo5', package: 'solo5', period: 'weekly' },
   { t: 'req', id: 3, op: 'unschedule', name: 'hello' },
   { t: 'req', id: 4, op: 'reschedule', name: 'hello', next: '2026-01-31T03:00:00Z', period: 'hourly' },
@@ -82,7 +82,7 @@ const samples: Message[] = [
   { t: 'req', id: 16, op: 'upload-retry', all: true },
   { t: 'req', id: 17, op: 'templates' },
   { t: 'req', id: 18, op: 'render', name: 'solo5', platform: 'debian-12' },
-  { t: 'req', id: 19, op: 'schedule', name: 'signed', platform: 'debian-12', script: 'true\n', sourceDateEpoch: 1_700_000_000,
+  { t: 'req', id: 19, op: 'schedule', name: 'signed', platform: 'debian-12', script: Buffer.from('true\n'), sourceDateEpoch: 1_700_000_000,
     secrets: [{ name: 'TOKEN', value: 'hunter22' }] },
   { t: 'req', id: 20, op: 'compare', a: 'u1', b: 'u2' },
   { t: 'req', id: 21, op: 'verify', name: 'j', platform: 'p' },
@@ -103,6 +103,11 @@ test('every message kind and request op has a sample here', () => {
 
 test('a valid message of each kind comes back equal through encode, frame, decode and parse', () => {
   for (const m of samples) assert.equal(roundTrip(m), m, where(m));
+});
+
+test('a script sent as text (older peers) arrives as its UTF-8 bytes', () => {
+  const m = roundTrip({ t: 'req', id: 1, op: 'schedule', name: 'n', platform: 'p', script: 'écho\n' });
+  assert.ok(m.t === 'req' && m.op === 'schedule' && Buffer.isBuffer(m.script) && m.script.equals(Buffer.from('écho\n', 'utf8')));
 });
 
 test('fields the spec does not know are dropped, absent and null optional fields are left out', () => {

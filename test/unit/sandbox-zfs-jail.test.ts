@@ -176,6 +176,30 @@ test('sweep removes the jail and clone a crashed predecessor left, and only its 
   nothingLeft();
 });
 
+test('a worker named after a dotted host gets jail and clone names jail(8) takes, its own and bounded', async () => {
+  const id = 'build.example.org-freebsd-14.1+p3';
+  const sb = await backend(id).prepare(job('8c7f0b3e-1d2a-4b5c-9e8f-0a1b2c3d4e5f', 'echo hi > x\n'));
+  const h = await sb.start(() => undefined);
+  assert.equal((await h.done).status, { kind: 'exited', code: 0 });
+  assert.equal((await sb.collect()).files.map((f) => f.path), ['x']);
+  const jailStart = commands().find((l) => l.startsWith('jail -c'))!;
+  const jailName = /name=(\S+)/.exec(jailStart)![1]!;
+  assert.match(jailName, /^[A-Za-z0-9_-]+$/, jailName);
+  assert.ok(jailName.length <= 100, jailName);
+  assert.match(sb.id, new RegExp(`^zroot/jails/${jailName}$`));
+  // a look-alike name (dots and underscores swapped) is another worker, with other names
+  const other = await backend('build_example_org-freebsd-14_1_p3').prepare(job('8c7f0b3e-1d2a-4b5c-9e8f-0a1b2c3d4e5f', 'true\n'));
+  assert.is.not(other.id, sb.id);
+  await other.destroy();
+  // a leftover of worker "w1-x" is not worker "w1"'s to sweep
+  await backend('w1-x').prepare(job('u7', 'true\n'));
+  assert.equal(await backend('w1').sweep(), []);
+  await sb.destroy();
+  assert.equal(await backend(id).sweep(), [], 'nothing left of a destroyed sandbox');
+  await backend('w1-x').sweep();
+  nothingLeft();
+});
+
 test('concurrent sandboxes get different addresses from the range; bad options are refused', async () => {
   const b = backend();
   const a = await b.prepare(job('u1', 'true\n'));

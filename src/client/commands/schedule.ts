@@ -1,7 +1,9 @@
 // schedule, orb-build, unschedule, reschedule: changes to the schedule.
-import { readFile } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 import { UsageError } from '../../common/errors.js';
 import { intFlag, type ParsedArgs } from '../../common/args.js';
+import { quote } from '../../common/quote.js';
+import { MAX_SCRIPT_BYTES, MAX_TIMEOUT_SEC, MIN_TIMEOUT_SEC } from '../../protocol/limits.js';
 import { PERIODS, type Period } from '../../protocol/messages.js';
 import type { Command } from '../command.js';
 import { buildEnvArgs, buildEnvFlags, buildEnvHelp } from './build-env-flags.js';
@@ -11,13 +13,13 @@ const timingFlags = ['period', 'cron', 'tz', 'timeout'] as const;
 function timing(args: ParsedArgs): { period?: Period; cron?: string; tz?: string; timeoutSec?: number } {
   const period = args.values.period;
   if (period !== undefined && !(PERIODS as readonly string[]).includes(period)) {
-    throw new UsageError(`--period must be one of ${PERIODS.join('|')}, got "${period}"`);
+    throw new UsageError(`--period must be one of ${PERIODS.join('|')}, got ${quote(period)}`);
   }
   return {
     ...(period !== undefined ? { period: period as Period } : {}),
     ...(args.values.cron !== undefined ? { cron: args.values.cron } : {}),
     ...(args.values.tz !== undefined ? { tz: args.values.tz } : {}),
-    ...(args.values.timeout !== undefined ? { timeoutSec: intFlag(args, 'timeout', 0, 1) } : {}),
+    ...(args.values.timeout !== undefined ? { timeoutSec: intFlag(args, 'timeout', 0, MIN_TIMEOUT_SEC, MAX_TIMEOUT_SEC) } : {}),
   };
 }
 
@@ -26,6 +28,35 @@ const timingHelp = `  --period hourly|daily|weekly|never   how often (default da
   --tz ZONE                            time zone of --cron (default UTC)
   --timeout SECONDS                    end the job after this long (default: the server's, 3600)
 ${buildEnvHelp}`;
+
+/**
+ * The script's bytes as they are (a binary script runs as given), refused here when too large
+ * rather than cut off by the server mid-send. Reads at most one byte past the limit.
+ */
+async function readScript(file: string): Promise<Buffer> {
+  let fh;
+  try {
+    fh = await open(file, 'r');
+  } catch (err) {
+    throw new UsageError(`cannot read script ${file}: ${(err as NodeJS.ErrnoException).code ?? err}`);
+  }
+  try {
+    const buf = Buffer.alloc(MAX_SCRIPT_BYTES + 1);
+    let n = 0;
+    for (;;) {
+      const { bytesRead } = await fh.read(buf, n, buf.length - n, null);
+      if (bytesRead === 0) break;
+      n += bytesRead;
+      if (n > MAX_SCRIPT_BYTES) throw new UsageError(`script too large: ${file} has more than ${MAX_SCRIPT_BYTES} bytes (limit ${MAX_SCRIPT_BYTES})`);
+    }
+    return buf.subarray(0, n);
+  } catch (err) {
+    if (err instanceof UsageError) throw err;
+    throw new UsageError(`cannot read script ${file}: ${(err as NodeJS.ErrnoException).code ?? err}`);
+  } finally {
+    await fh.close();
+  }
+}
 
 export const schedule: Command = {
   name: 'schedule',
@@ -40,12 +71,7 @@ example: builder-client schedule hello debian-12 ./hello.sh --cron "0 3 * * 1" -
   positionals: [3, 3],
   async run(args, ctx) {
     const [name, platform, file] = args.positionals as [string, string, string];
-    let script: string;
-    try {
-      script = await readFile(file, 'utf8');
-    } catch (err) {
-      throw new UsageError(`cannot read script ${file}: ${(err as NodeJS.ErrnoException).code ?? err}`);
-    }
+    const script = await readScript(file);
     const env = await buildEnvArgs(args);
     const session = await ctx.connect();
     const { data } = await session.request({ op: 'schedule', name, platform, script, ...timing(args), ...env });

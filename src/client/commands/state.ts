@@ -1,4 +1,5 @@
 // info, history, workers: readable tables, or JSON with --json.
+import { intFlag } from '../../common/args.js';
 import { UsageError } from '../../common/errors.js';
 import { describeResult } from '../../protocol/describe.js';
 import type { WorkerInfo } from '../../protocol/replies.js';
@@ -70,7 +71,7 @@ builder-client history NAME --repro [--platform P] [--json]
       else printRecord(ctx, data.job, data.platforms);
       return 0;
     }
-    const limit = args.values.limit === undefined ? undefined : Number(args.values.limit);
+    const limit = args.values.limit === undefined ? undefined : intFlag(args, 'limit', 20, 1, 10_000);
     const { data: runs } = await session.request({
       op: 'history', ...(args.positionals[0] ? { job: args.positionals[0] } : {}), ...(limit ? { limit } : {}),
     });

@@ -1,5 +1,6 @@
 // templates, render: which platforms have an orb-build template, and the script a job would
 // run now, without running it.
+import type { RenderedScript } from '../../protocol/replies.js';
 import type { Command } from '../command.js';
 import { table } from '../format.js';
 
@@ -25,6 +26,18 @@ shipped with builder. orb-build jobs run on every platform that has one.`,
   },
 };
 
+/** In JSON a script is text when it is valid UTF-8, else its bytes in base64 (scriptBase64). */
+function jsonScript(s: RenderedScript): object {
+  if (s.script === undefined || typeof s.script === 'string') return s;
+  const bytes = Buffer.from(s.script);
+  const { script: _, ...rest } = s;
+  try {
+    return { ...rest, script: new TextDecoder('utf-8', { fatal: true }).decode(bytes) };
+  } catch {
+    return { ...rest, scriptBase64: bytes.toString('base64') };
+  }
+}
+
 export const render: Command = {
   name: 'render',
   summary: 'print the script a job would run now, without running it',
@@ -43,7 +56,7 @@ example: builder-client render solo5 --platform debian-12 > script.sh`,
     const platform = args.values.platform;
     const { data } = await session.request({ op: 'render', name: args.positionals[0]!, ...(platform !== undefined ? { platform } : {}) });
     if (args.booleans.has('json')) {
-      ctx.out(JSON.stringify(data, null, 2));
+      ctx.out(JSON.stringify({ ...data, scripts: data.scripts.map(jsonScript) }, null, 2));
       return data.scripts.some((s) => s.error !== undefined) ? 1 : 0;
     }
     if (data.scripts.length === 0) {
@@ -60,7 +73,8 @@ example: builder-client render solo5 --platform debian-12 > script.sh`,
       }
       // a header per platform when there are several, like tail(1); one script is printed bare so it can be piped
       if (!alone) ctx.out(`==> ${s.platform}${s.template ? ` (${s.template.path})` : ''} <==`);
-      ctx.write(s.script ?? '');
+      // raw: a binary script is printed byte for byte
+      ctx.write(typeof s.script === 'string' || s.script === undefined ? s.script ?? '' : Buffer.from(s.script));
       if (!alone) ctx.out('');
     }
     return failed ? 1 : 0;

@@ -97,7 +97,8 @@ export async function importFull(store: Store, stateDir: string, file: string): 
       started: record.started.toISOString(), finished: record.finished.toISOString(),
       result, stats: {}, refusals, artifacts,
     };
-    const script = record.job.script.toString('utf8');
+    // the original's script bytes as they were: scripts are bytes here too
+    const script = record.job.script;
     const dir = await writeResult(stateDir, meta, script, lines);
     try {
       store.tx(() => store.addFinishedRun(

@@ -1,6 +1,7 @@
 // The reproducibility requests: compare (any two stored runs), verify (rebuild a job now on
 // another worker and judge it against its last successful run), repro-record (a job's record),
 // and the verdicts that history and info show.
+import { quote, shown } from '../../common/quote.js';
 import { BuilderError, type ErrorCode } from '../../common/errors.js';
 import { isUuid } from '../../common/names.js';
 import type { RunResult } from '../../protocol/messages.js';
@@ -54,7 +55,7 @@ export function jobVerdicts(store: Store): Map<string, NonNullable<JobInfo['repr
 }
 
 const finishedRun = (store: Store, uuid: string): RunRow => {
-  if (!isUuid(uuid)) refuse('BAD_UUID', `invalid uuid "${uuid}"`);
+  if (!isUuid(uuid)) refuse('BAD_UUID', `invalid uuid ${quote(uuid)}`);
   const row = store.run(uuid) ?? refuse('NO_RUN', `no run with uuid ${uuid}`);
   if (row.state !== 'finished') refuse('NO_RUN', `run ${uuid} has not finished yet`);
   return row;
@@ -85,11 +86,11 @@ export async function verifyJob(
   client: Port, name: string, platformArg: string | undefined,
 ): Promise<VerifyReply> {
   const { store, coordinator } = ctx;
-  const job = store.job(name) ?? refuse('NO_JOB', `no job named ${name}`);
+  const job = store.job(name) ?? refuse('NO_JOB', `no job named ${shown(name)}`);
   const platforms = platformsFor(store, ctx.configDir, job);
   let platform: string;
   if (platformArg !== undefined) {
-    if (!platforms.includes(platformArg)) refuse('NO_PLATFORM', `job ${name} does not run on platform ${platformArg}`);
+    if (!platforms.includes(platformArg)) refuse('NO_PLATFORM', `job ${name} does not run on platform ${shown(platformArg)}`);
     platform = platformArg;
   } else if (platforms.length === 1) platform = platforms[0]!;
   else if (platforms.length === 0) return refuse('NO_PLATFORM', `job ${name} has no platform to run on (dropped, or no template)`);
@@ -144,7 +145,7 @@ function waitForRebuild(coordinator: Coordinator, client: Port, job: string, pla
 /** Per platform: how many successful runs reproduced the one before, the streak, the last break. */
 export function reproRecord(store: Store, job: string, platformArg: string | undefined): { job: string; platforms: ReproRecord[] } {
   const platforms = platformArg !== undefined ? [platformArg] : store.comparedPlatforms(job);
-  if (platforms.length === 0 && !store.job(job)) refuse('NO_JOB', `no job named ${job}`);
+  if (platforms.length === 0 && !store.job(job)) refuse('NO_JOB', `no job named ${shown(job)}`);
   return {
     job,
     platforms: platforms.map((platform): ReproRecord => {

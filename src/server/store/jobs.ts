@@ -1,12 +1,13 @@
 // The schedule (jobs) and the platforms known to it.
 import type Database from 'better-sqlite3';
-import type { Period } from '../../protocol/messages.js';
+import type { Period, ScriptBytes } from '../../protocol/messages.js';
 
 export interface JobRow {
   name: string;
   kind: 'script' | 'orb';
   platform: string | null;
-  script: string | null;
+  /** bytes (a BLOB); a row written before scripts were bytes reads back as its text */
+  script: ScriptBytes | null;
   package: string | null;
   period: Period | null;
   cron: string | null;

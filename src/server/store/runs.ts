@@ -1,6 +1,6 @@
 // Runs, and while a run goes on its console lines; once it has finished, its artifacts.
 import type Database from 'better-sqlite3';
-import type { Refusal, RunResult, RunStats } from '../../protocol/messages.js';
+import type { Refusal, RunResult, RunStats, ScriptBytes } from '../../protocol/messages.js';
 import type { ArtifactRow, ConsoleRow } from '../../results/index.js';
 
 export interface RunRow {
@@ -8,7 +8,8 @@ export interface RunRow {
   job: string;
   platform: string;
   worker: string;
-  script: string;
+  /** bytes (a BLOB); a row written before scripts were bytes reads back as its text */
+  script: ScriptBytes;
   attempt: number;
   timeout_sec: number;
   state: 'running' | 'finished';

@@ -1,4 +1,5 @@
 // The client's `uploads` and `upload-retry` requests: a look at the outbox, and a nudge.
+import { quote } from '../../common/quote.js';
 import { BuilderError } from '../../common/errors.js';
 import { isUuid } from '../../common/names.js';
 import type { Request } from '../../protocol/messages.js';
@@ -19,7 +20,7 @@ export function retryUpload(store: Store, uploader: Uploader, req: UploadRetryRe
   if (req.all === true) return { queued: uploader.retry({ all: true }) };
   const uuid = req.uuid;
   if (uuid === undefined) throw new BuilderError('BAD_REQUEST', 'upload-retry needs a uuid or all');
-  if (!isUuid(uuid)) throw new BuilderError('BAD_REQUEST', `expected a run uuid (8-4-4-4-12 lowercase hex), got "${uuid}"`);
+  if (!isUuid(uuid)) throw new BuilderError('BAD_REQUEST', `expected a run uuid (8-4-4-4-12 lowercase hex), got ${quote(uuid)}`);
   const row = store.uploads.get(uuid);
   if (row?.state === 'uploaded') throw new BuilderError('ALREADY_UPLOADED', `run ${uuid} is uploaded already`);
   if (!row) {

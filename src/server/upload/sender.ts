@@ -50,7 +50,7 @@ export type Outcome =
   | { kind: 'uploaded'; status: number; note: string }
   /** 401/403: the credentials or the user's rights; kept until someone says retry */
   | { kind: 'refused'; status: number; message: string }
-  /** 500 (builder-web could not decode it), other 4xx, or a record we cannot write: not retried in a loop */
+  /** 500 (undecodable, or a transient database error: the uploader tries it a few more times), other 4xx, or a record we cannot write */
   | { kind: 'failed'; status: number | undefined; message: string }
   /** network trouble, other 5xx, 408, 429: try again after a backoff */
   | { kind: 'retry'; status: number | undefined; message: string };

@@ -33,6 +33,13 @@ export const uploadInfo = (r: UploadRow): UploadInfo => ({
   nextAttempt: r.state === 'pending' ? iso(r.next_attempt) : null, updated: iso(r.updated)!, dir: r.dir,
 });
 
+/**
+ * builder-web answers 500 both for a body it cannot decode (sending it again will not help) and
+ * for a transient database error (it will): a 500 is tried again this many times, with the usual
+ * backoff, before the upload is marked failed.
+ */
+export const RETRIES_AFTER_500 = 3;
+
 /** setTimeout's limit; a longer wait is simply re-armed. */
 const MAX_TIMER = 2 ** 31 - 1;
 
@@ -41,6 +48,8 @@ export class Uploader {
   private busy = false;
   private stopped = false;
   private abort = new AbortController();
+  /** 500s in a row per run; kept in memory, so a restart allows a few more, which is harmless */
+  private fiveHundreds = new Map<string, number>();
   private readonly now: () => number;
   private readonly log: Logger;
 
@@ -136,6 +145,12 @@ export class Uploader {
       outcome = { kind: 'failed', status: undefined, message: `cannot read the stored result: ${redact(this.opts.target, errorMessage(err))}` };
     }
     if (this.stopped) return; // shutting down: the row stays pending and is tried after the restart
+    if (outcome.kind === 'failed' && outcome.status === 500) {
+      const seen = (this.fiveHundreds.get(row.uuid) ?? 0) + 1;
+      this.fiveHundreds.set(row.uuid, seen);
+      if (seen <= RETRIES_AFTER_500) outcome = { ...outcome, kind: 'retry', message: `${outcome.message} (500 number ${seen}, tried again up to ${RETRIES_AFTER_500} times)` };
+    }
+    if (outcome.kind !== 'retry' || outcome.status !== 500) this.fiveHundreds.delete(row.uuid);
     const now = this.now();
     const facts = { run: row.uuid, job: row.job, attempt, status: outcome.status, bytes, ms: now - started };
     switch (outcome.kind) {

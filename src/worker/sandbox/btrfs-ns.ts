@@ -3,11 +3,12 @@
 // artifacts read straight from the snapshot's /work, the snapshot deleted afterwards.
 import { chmod, chown, mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { checkBase, createSnapshot, deleteSnapshot, listSnapshots } from './btrfs-snapshot.js';
+import { checkBase, createSnapshot, deleteSnapshot, listSnapshots, syncDeletions } from './btrfs-snapshot.js';
 import { collectDir } from './collect-dir.js';
 import { ensureDevTemplate, hasOwnDev, runInNamespaces } from './namespaces.js';
 import type { BackendContext, BackendFactory, JobSpec, RunHandle, Sandbox, SandboxBackend, SandboxDescription } from './types.js';
 import { InfraError } from './types.js';
+import { sandboxName, sandboxPrefix } from './sandbox-names.js';
 
 /** at the snapshot's root, outside /work: never collected, and not writable by the job */
 const SCRIPT = '/.builder-script';
@@ -27,6 +28,7 @@ class BtrfsNsSandbox implements Sandbox {
     private readonly opts: BtrfsNsOptions,
     private readonly devTemplate: string | undefined,
     private readonly env: Readonly<Record<string, string>>,
+    private readonly gone: () => void,
   ) {}
 
   async start(onOutput: (chunk: Buffer) => void): Promise<RunHandle> {
@@ -56,6 +58,7 @@ class BtrfsNsSandbox implements Sandbox {
     // every process must be gone before the snapshot goes (the namespace dies with unshare)
     if (this.handle) await this.handle.kill();
     await deleteSnapshot(this.id);
+    this.gone();
   }
 }
 
@@ -63,6 +66,8 @@ export class BtrfsNsBackend implements SandboxBackend {
   readonly name = 'btrfs-ns';
   private baseChecked = false;
   private devTemplate: Promise<string> | undefined;
+  /** snapshots of jobs not yet destroyed: never pruned */
+  private readonly live = new Set<string>();
   constructor(
     private readonly opts: BtrfsNsOptions,
     private readonly ctx: BackendContext,
@@ -73,7 +78,7 @@ export class BtrfsNsBackend implements SandboxBackend {
   }
 
   private get prefix(): string {
-    return `builder-${this.ctx.workerId}-`;
+    return sandboxPrefix(this.ctx.workerId);
   }
 
   async prepare(job: JobSpec): Promise<Sandbox> {
@@ -81,7 +86,8 @@ export class BtrfsNsBackend implements SandboxBackend {
       await checkBase(this.opts.base);
       this.baseChecked = true;
     }
-    const path = await createSnapshot(this.opts.base, this.opts.dir, this.prefix + job.uuid);
+    const path = await createSnapshot(this.opts.base, this.opts.dir, sandboxName(this.prefix, job.uuid));
+    this.live.add(path);
     try {
       // /work belongs to the job's user; the script is root's and only readable
       await mkdir(join(path, 'work'), { recursive: true });
@@ -100,9 +106,10 @@ export class BtrfsNsBackend implements SandboxBackend {
           throw err;
         });
       }
-      return new BtrfsNsSandbox(path, this.opts, dev, job.env);
+      return new BtrfsNsSandbox(path, this.opts, dev, job.env, () => this.live.delete(path));
     } catch (err) {
       await deleteSnapshot(path).catch(() => undefined);
+      this.live.delete(path);
       throw new InfraError(`cannot prepare snapshot ${path}: ${(err as Error).message}`, { cause: err });
     }
   }
@@ -113,6 +120,20 @@ export class BtrfsNsBackend implements SandboxBackend {
       await deleteSnapshot(path);
       removed.push(`snapshot ${path}`);
     }
+    return removed;
+  }
+
+  /** This worker's snapshots that no job holds (a destroy that failed); space comes back after them. */
+  async prune(): Promise<string[]> {
+    const removed: string[] = [];
+    for (const path of await listSnapshots(this.opts.dir, this.prefix)) {
+      if (this.live.has(path)) continue;
+      await deleteSnapshot(path);
+      removed.push(`snapshot ${path}`);
+    }
+    // btrfs frees a deleted subvolume's extents in the background: wait, so the next free-space
+    // check sees the space
+    if (removed.length > 0) await syncDeletions(this.opts.dir).catch(() => undefined);
     return removed;
   }
 }

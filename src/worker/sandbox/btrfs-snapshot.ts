@@ -4,6 +4,7 @@ import { lstat, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { runTool } from './run-tool.js';
 import { InfraError } from './types.js';
+import { isOwnSandbox } from './sandbox-names.js';
 
 export async function createSnapshot(base: string, dir: string, name: string): Promise<string> {
   const path = join(dir, name);
@@ -32,7 +33,7 @@ export async function deleteSnapshot(path: string): Promise<void> {
   }
 }
 
-/** snapshots left in dir whose names start with prefix (a crashed predecessor's) */
+/** this prefix's snapshots left in dir (a crashed predecessor's), not another worker's */
 export async function listSnapshots(dir: string, prefix: string): Promise<string[]> {
   let names: string[];
   try {
@@ -40,7 +41,18 @@ export async function listSnapshots(dir: string, prefix: string): Promise<string
   } catch (err) {
     throw new InfraError(`cannot list ${dir}: ${(err as Error).message}`, { cause: err });
   }
-  return names.filter((n) => n.startsWith(prefix)).sort().map((n) => join(dir, n));
+  return names.filter((n) => isOwnSandbox(n, prefix)).sort().map((n) => join(dir, n));
+}
+
+/**
+ * Waits until the subvolumes deleted on dir's file system are gone and their space is free. A
+ * commit first: `subvolume sync` alone waits for the next periodic one (up to 30 s); the last
+ * commit makes the freed space show in statfs (16 ms in all for 200 MB on our test machine).
+ */
+export async function syncDeletions(dir: string): Promise<void> {
+  await runTool('btrfs', ['filesystem', 'sync', dir]);
+  await runTool('btrfs', ['subvolume', 'sync', dir]);
+  await runTool('btrfs', ['filesystem', 'sync', dir]);
 }
 
 /** true when path is a read-only btrfs subvolume (the only kind of base we accept) */

@@ -10,7 +10,7 @@
 // streams that go straight into the console and the tar reader, without child pipes or
 // temporary archives. The price is that we de-multiplex the attach stream ourselves (an
 // 8-byte frame header) and pin an API version (1.41, Docker 20.10; newer engines accept it).
-import { readFile, mkdir, rm } from 'node:fs/promises';
+import { readFile, mkdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ENV_NAME, UMASK } from '../build-env.js';
 import { collectDir } from './collect-dir.js';
@@ -27,6 +27,7 @@ import type {
   SandboxBackend,
 } from './types.js';
 import { InfraError } from './types.js';
+import { sandboxName, sandboxPrefix } from './sandbox-names.js';
 import type { RunStats, SandboxDescription } from '../../protocol/messages.js';
 
 /** outside /work, so the script is never collected as an artifact */
@@ -127,6 +128,7 @@ class DockerSandbox implements Sandbox {
     private readonly api: DockerApi,
     readonly id: string,
     private readonly outDir: string,
+    private readonly gone: () => void = () => undefined,
   ) {}
 
   async start(onOutput: (chunk: Buffer) => void): Promise<RunHandle> {
@@ -210,12 +212,16 @@ class DockerSandbox implements Sandbox {
       this.destroyed = true;
     }
     await rm(this.outDir, { recursive: true, force: true });
+    this.gone();
   }
 }
 
 export class DockerBackend implements SandboxBackend {
   readonly name = 'docker';
   private readonly api: DockerApi;
+  /** containers of jobs not yet destroyed: never pruned */
+  private readonly live = new Set<string>();
+  private dataRoot: Promise<string> | undefined;
   constructor(
     private readonly opts: DockerOptions,
     private readonly ctx: BackendContext,
@@ -256,10 +262,12 @@ export class DockerBackend implements SandboxBackend {
       HostConfig: hostConfig,
     };
     if (o.user) config.User = o.user;
-    const name = `builder-${this.ctx.workerId}-${job.uuid}`;
+    // Docker refuses "+" and leading "." in names; the label keeps the worker's own name
+    const name = sandboxName(sandboxPrefix(this.ctx.workerId), job.uuid);
     const { data } = await this.api.json<{ Id: string }>('POST', `/containers/create?name=${encodeURIComponent(name)}`, config);
     const id = data.Id;
-    const sandbox = new DockerSandbox(this.api, id, join(this.outRoot, job.uuid));
+    this.live.add(id);
+    const sandbox = new DockerSandbox(this.api, id, join(this.outRoot, job.uuid), () => this.live.delete(id));
     try {
       // /work owned by the job's user when it is numeric; otherwise world-writable (sticky),
       // since we cannot know the uid a user name maps to inside the image
@@ -280,6 +288,41 @@ export class DockerBackend implements SandboxBackend {
       await sandbox.destroy().catch(() => undefined);
       throw err instanceof InfraError ? err : new InfraError((err as Error).message, { cause: err });
     }
+  }
+
+  /**
+   * The engine's data root (GET /info DockerRootDir): images, containers and their writable
+   * layers fill that file system, not ours. Asked once; a remote engine's path means nothing
+   * here, so one that does not exist locally is left out.
+   */
+  async diskPaths(): Promise<string[]> {
+    this.dataRoot ??= this.api.json<{ DockerRootDir?: string }>('GET', '/info').then(({ data }) => data?.DockerRootDir ?? '');
+    const root = await this.dataRoot.catch((err: unknown) => {
+      this.dataRoot = undefined;
+      throw err;
+    });
+    return root && (await stat(root).then(() => true, () => false)) ? [root] : [];
+  }
+
+  /**
+   * Stopped containers with this worker's label that no job holds (a removal that failed), and
+   * their copied-out files. The backend makes no images (it never builds or pulls), so it
+   * removes none: the configured image is the operator's.
+   */
+  async prune(): Promise<string[]> {
+    const filters = encodeURIComponent(JSON.stringify({
+      label: [`builder.worker=${this.ctx.workerId}`], status: ['created', 'exited', 'dead'],
+    }));
+    const { data } = await this.api.json<{ Id: string; Labels?: Record<string, string> }[]>('GET', `/containers/json?all=1&filters=${filters}`);
+    const removed: string[] = [];
+    for (const c of data ?? []) {
+      if (this.live.has(c.Id)) continue;
+      await this.api.json('DELETE', `/containers/${c.Id}?force=1&v=1`, undefined, [404]);
+      removed.push(`container ${c.Id.slice(0, 12)} (job ${c.Labels?.['builder.job'] ?? '?'})`);
+      const job = c.Labels?.['builder.job'];
+      if (job && /^[A-Za-z0-9_-]+$/.test(job)) await rm(join(this.outRoot, job), { recursive: true, force: true });
+    }
+    return removed;
   }
 
   async sweep(): Promise<string[]> {

@@ -1,6 +1,7 @@
 // The FreeBSD isolation piece of zfs-jail: a persistent jail on a root directory, the script
 // run in it with jexec as an unprivileged user, and the jail's removal. The root's life cycle is
 // not done here (see zfs-clone.ts).
+import { isOwnSandbox } from './sandbox-names.js';
 import { UMASK } from '../build-env.js';
 import { runTool, toolStderr } from './run-tool.js';
 import { spawnGroup } from './spawn-group.js';
@@ -66,5 +67,5 @@ export async function listJails(prefix: string): Promise<string[]> {
   return out
     .split('\n')
     .map((l) => l.trim())
-    .filter((n) => n.startsWith(prefix));
+    .filter((n) => isOwnSandbox(n, prefix));
 }

@@ -1,13 +1,14 @@
 // The contract every sandbox backend fulfils. A backend makes one Sandbox per job; the runner
 // (src/worker/runner.ts) owns line splitting, timeouts and reporting, so backends only create,
 // run, collect and destroy.
-import type { RunResult, RunStats, Refusal, SandboxDescription } from '../../protocol/messages.js';
+import type { RunResult, RunStats, Refusal, SandboxDescription, ScriptBytes } from '../../protocol/messages.js';
 
 export interface JobSpec {
   uuid: string;
   name: string;
   platform: string;
-  script: string;
+  /** the script's bytes, written into the sandbox as they are */
+  script: ScriptBytes;
   /** exactly the environment the script sees, nothing added from the worker's (build-env.ts) */
   env: Readonly<Record<string, string>>;
 }
@@ -68,8 +69,14 @@ export interface SandboxBackend {
   sweep(): Promise<string[]>;
   /** the directory whose file system holds the sandboxes, for the free-space check */
   readonly storagePath: string;
-  /** removes what this worker owns and no longer needs (stale images, leftovers) */
+  /**
+   * Removes what this worker owns and no longer needs (leftover snapshots, clones, stopped
+   * containers; never a running job's); returns one line per removed thing. Called when free
+   * space is short (--min-free).
+   */
   prune?(): Promise<string[]>;
+  /** other directories whose file systems the backend fills (docker: the engine's data root) */
+  diskPaths?(): Promise<string[]>;
 }
 
 export interface BackendOption {

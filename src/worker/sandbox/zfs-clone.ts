@@ -2,6 +2,7 @@
 // point, its removal, and the list of leftovers. Isolation is not done here (see jail.ts).
 import { runTool, toolStderr } from './run-tool.js';
 import { InfraError } from './types.js';
+import { isOwnSandbox } from './sandbox-names.js';
 
 const sleep = (ms: number) => new Promise((res) => setTimeout(res, ms));
 
@@ -34,11 +35,11 @@ export async function destroyClone(dataset: string, attempts = 5, delayMs = 200)
   }
 }
 
-/** datasets directly or indirectly under parent whose last component starts with prefix */
+/** datasets directly or indirectly under parent whose last component is one of prefix's sandboxes */
 export async function listClones(parent: string, prefix: string): Promise<string[]> {
   const out = await runTool('zfs', ['list', '-H', '-o', 'name', '-r', parent]);
   return out
     .split('\n')
     .map((l) => l.trim())
-    .filter((name) => name.startsWith(`${parent}/`) && (name.split('/').pop() ?? '').startsWith(prefix));
+    .filter((name) => name.startsWith(`${parent}/`) && isOwnSandbox(name.split('/').pop() ?? '', prefix));
 }

@@ -10,6 +10,7 @@ import { execInJail, listJails, removeJail, startJail, unmountDevfs } from './ja
 import { cloneMountpoint, createClone, destroyClone, listClones } from './zfs-clone.js';
 import type { BackendContext, BackendFactory, JobSpec, RunHandle, Sandbox, SandboxBackend, SandboxDescription } from './types.js';
 import { InfraError } from './types.js';
+import { sandboxName, sandboxPrefix } from './sandbox-names.js';
 
 /** at the clone's root, outside /work: never collected */
 const SCRIPT = '/.builder-script';
@@ -117,6 +118,8 @@ class ZfsJailSandbox implements Sandbox {
 export class ZfsJailBackend implements SandboxBackend {
   readonly name = 'zfs-jail';
   private readonly inUse = new Set<string>();
+  /** clones of jobs not yet destroyed: never pruned */
+  private readonly live = new Set<string>();
   constructor(
     private readonly opts: ZfsJailOptions,
     private readonly ctx: BackendContext,
@@ -127,16 +130,21 @@ export class ZfsJailBackend implements SandboxBackend {
     return this.ctx.workDir;
   }
 
+  /** jail(8) and zfs accept it whatever the worker's name (sandbox-names.ts) */
   private get prefix(): string {
-    return `builder-${this.ctx.workerId}-`;
+    return sandboxPrefix(this.ctx.workerId);
   }
 
   async prepare(job: JobSpec): Promise<Sandbox> {
     const ip = this.opts.ips.find((a) => !this.inUse.has(a));
     if (!ip) throw new InfraError(`no free address left in --jail-ips (${this.opts.ips.length} in use)`);
     this.inUse.add(ip);
-    const dataset = `${this.opts.parent}/${this.prefix}${job.uuid}`;
-    const release = () => this.inUse.delete(ip);
+    const dataset = `${this.opts.parent}/${sandboxName(this.prefix, job.uuid)}`;
+    this.live.add(dataset);
+    const release = () => {
+      this.inUse.delete(ip);
+      this.live.delete(dataset);
+    };
     let sandbox = new ZfsJailSandbox(dataset, undefined, this.opts, release, job.env);
     try {
       await createClone(this.opts.snapshot, dataset);
@@ -159,13 +167,25 @@ export class ZfsJailBackend implements SandboxBackend {
     }
   }
 
-  async sweep(): Promise<string[]> {
+  sweep(): Promise<string[]> {
+    return this.removeLeftovers(() => true);
+  }
+
+  /** This worker's jails and clones that no job holds (a destroy that failed half-way). */
+  prune(): Promise<string[]> {
+    const held = new Set([...this.live].map((d) => d.split('/').pop()!));
+    return this.removeLeftovers((name) => !held.has(name));
+  }
+
+  private async removeLeftovers(mayGo: (name: string) => boolean): Promise<string[]> {
     const removed: string[] = [];
     for (const name of await listJails(this.prefix)) {
+      if (!mayGo(name)) continue;
       await removeJail(name);
       removed.push(`jail ${name}`);
     }
     for (const dataset of await listClones(this.opts.parent, this.prefix)) {
+      if (!mayGo(dataset.split('/').pop()!)) continue;
       const root = await cloneMountpoint(dataset).catch(() => undefined);
       if (root) await unmountDevfs(root);
       await destroyClone(dataset);
