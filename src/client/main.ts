@@ -6,6 +6,7 @@ import { parseArgs } from '../common/args.js';
 import { UsageError } from '../common/errors.js';
 import { DEFAULT_HOST, DEFAULT_PORT, parseRemote } from '../common/paths.js';
 import { runMain } from '../common/run-main.js';
+import { versionLine } from '../common/version.js';
 import { peerToken } from '../common/token.js';
 import type { ClientContext, Command } from './command.js';
 import { execute, observe, observeLatest, cancel } from './commands/runs.js';
@@ -23,7 +24,9 @@ const commands: Command[] = [
 
 const GLOBAL = `global options (before or after the sub-command):
   --remote HOST:PORT   the server (default $BUILDER_REMOTE or ${DEFAULT_HOST}:${DEFAULT_PORT})
-  --token-file FILE    shared secret (or $BUILDER_TOKEN; default: the server's token file when readable)`;
+  --token-file FILE    shared secret (or $BUILDER_TOKEN; default: the server's token file when readable)
+  --version            the version of builder, then exit
+  -h, --help           this text, or a command's`;
 
 const mainUsage = (): string => `usage: builder-client [--remote HOST:PORT] [--token-file FILE] COMMAND [args]
 
@@ -34,9 +37,13 @@ ${GLOBAL}
 'builder-client COMMAND --help' shows a command's arguments.`;
 
 async function main(argv: string[]): Promise<number> {
-  const name = argv.find((a, i) => !a.startsWith('--') && !['--remote', '--token-file'].includes(argv[i - 1] ?? ''));
+  const name = argv.find((a, i) => !a.startsWith('-') && !['--remote', '--token-file'].includes(argv[i - 1] ?? ''));
+  if (!name && argv.includes('--version')) {
+    console.log(versionLine('builder-client'));
+    return 0;
+  }
   if (!name || name === 'help') {
-    if (argv.includes('--help') || name === 'help') {
+    if (argv.includes('--help') || argv.includes('-h') || name === 'help') {
       console.log(mainUsage());
       return 0;
     }
@@ -59,11 +66,15 @@ async function runCommand(command: Command, argv: string[], name: string): Promi
   const spec = command.flags;
   const args = parseArgs(rest, {
     values: [...(spec.values ?? []), 'remote', 'token-file'],
-    booleans: [...(spec.booleans ?? []), 'help'],
+    booleans: [...(spec.booleans ?? []), 'help', 'version'],
     lists: spec.lists ?? [],
   });
   if (args.booleans.has('help')) {
     console.log(`usage: ${command.usage}\n\n${GLOBAL}`);
+    return 0;
+  }
+  if (args.booleans.has('version')) {
+    console.log(versionLine('builder-client'));
     return 0;
   }
   const [min, max] = command.positionals;

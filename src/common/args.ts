@@ -23,9 +23,11 @@ export interface ParsedArgs {
 }
 
 export function parseArgs(argv: readonly string[], spec: FlagSpec): ParsedArgs {
-  const options: Record<string, { type: 'string' | 'boolean'; multiple?: boolean }> = {};
+  const options: Record<string, { type: 'string' | 'boolean'; multiple?: boolean; short?: string }> = {};
   for (const name of spec.values ?? []) options[name] = { type: 'string' };
   for (const name of spec.booleans ?? []) options[name] = { type: 'boolean' };
+  // -h is --help in every program, as users expect; no other short flags
+  if (options.help) options.help = { type: 'boolean', short: 'h' };
   for (const name of spec.lists ?? []) options[name] = { type: 'string', multiple: true };
   let parsed;
   try {
@@ -63,10 +65,17 @@ function usageErrorOf(err: unknown): unknown {
   }
 }
 
-export function intFlag(args: ParsedArgs, name: string, fallback: number, min = 0): number {
+/**
+ * An integer flag, written in decimal digits: Number() alone would take "1e15", "0x10" and " "
+ * (as 0), none of which a user means as a count.
+ */
+export function intFlag(args: ParsedArgs, name: string, fallback: number, min = 0, max = Number.MAX_SAFE_INTEGER): number {
   const raw = args.values[name];
   if (raw === undefined) return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < min) throw new UsageError(`--${name} must be an integer >= ${min}, got "${raw}"`);
+  const n = /^-?\d{1,16}$/.test(raw) ? Number(raw) : NaN;
+  if (!Number.isSafeInteger(n) || n < min || n > max) {
+    const range = max === Number.MAX_SAFE_INTEGER ? `>= ${min}` : `from ${min} to ${max}`;
+    throw new UsageError(`--${name} must be an integer ${range}, got "${raw}"`);
+  }
   return n;
 }

@@ -5,15 +5,29 @@ import { mkdirSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { intFlag, parseArgs } from '../common/args.js';
-import { UsageError, errorMessage } from '../common/errors.js';
+import { BuilderError, UsageError, errorMessage } from '../common/errors.js';
 import { makeLogger } from '../common/log.js';
 import { checkName } from '../common/names.js';
 import { DEFAULT_HOST, DEFAULT_PORT, parseRemote } from '../common/paths.js';
 import { runMain } from '../common/run-main.js';
+import { versionLine } from '../common/version.js';
 import { peerToken } from '../common/token.js';
 import { makeDiskCheck } from './disk.js';
 import { backends, findBackend } from './sandbox/registry.js';
 import { Uplink } from './uplink.js';
+import { checkWorkerName, MAX_CAPACITY } from './worker-name.js';
+
+/** sysexits.h EX_CONFIG: the configuration is wrong; restarting will not help */
+const EX_CONFIG = 78;
+
+/** A check of the command line that throws a plain error (a backend's options): a usage error. */
+function asUsage<T>(check: () => T): T {
+  try {
+    return check();
+  } catch (err) {
+    throw err instanceof UsageError ? err : new UsageError(errorMessage(err));
+  }
+}
 
 const backendHelp = (): string =>
   backends
@@ -28,15 +42,16 @@ Connects to a builder-server and runs the jobs of PLATFORM, each in a fresh sand
 options:
   --remote HOST:PORT         the server (default ${DEFAULT_HOST}:${DEFAULT_PORT}, or $BUILDER_REMOTE)
   --token-file FILE          shared secret (or $BUILDER_TOKEN; default: the server's token file when readable)
-  --name NAME                this worker's name, unique per host (default HOSTNAME-PLATFORM)
+  --name NAME                this worker's name, unique per host, up to 64 bytes (default HOSTNAME-PLATFORM)
   --sandbox NAME             one of: ${backends.map((b) => b.name).join(', ')} (default process)
-  --capacity N               jobs at once, each in its own sandbox (default 1)
+  --capacity N               jobs at once, each in its own sandbox (1 to ${MAX_CAPACITY}, default 1)
   --once                     run one job, then exit (for service managers that restart it)
   --work-dir DIR             where the worker keeps its files (default ${join(tmpdir(), 'builder-worker')})
   --min-free PERCENT         take no job below this much free space where sandboxes live (default 5)
   --no-output-timeout SECS   end a job that prints nothing for this long (default 1800)
   --output-cap BYTES         console bytes kept per run (default 67108864)
-  --help                     this text
+  --version                  the version of builder
+  -h, --help                 this text
 
 sandboxes and their options:
 ${backendHelp()}`;
@@ -45,18 +60,22 @@ async function main(): Promise<number | void> {
   const backendFlags = backends.flatMap((b) => b.options.map((o) => o.flag.replace(/^--/, '')));
   const args = parseArgs(process.argv.slice(2), {
     values: ['remote', 'token-file', 'name', 'sandbox', 'capacity', 'work-dir', 'min-free', 'no-output-timeout', 'output-cap', ...backendFlags],
-    booleans: ['help', 'once'],
+    booleans: ['help', 'once', 'version'],
   });
   if (args.booleans.has('help')) {
     console.log(usage());
     return 0;
   }
+  if (args.booleans.has('version')) {
+    console.log(versionLine('builder-worker'));
+    return 0;
+  }
   const platform = args.positionals[0];
   if (!platform) throw new UsageError('missing PLATFORM');
   if (args.positionals.length > 1) throw new UsageError(`unexpected argument "${args.positionals[1]}"`);
-  checkName('platform', platform);
+  asUsage(() => checkName('platform', platform));
   const { host, port } = parseRemote(args.values.remote ?? process.env.BUILDER_REMOTE ?? `${DEFAULT_HOST}:${DEFAULT_PORT}`);
-  const factory = findBackend(args.values.sandbox ?? 'process');
+  const factory = asUsage(() => findBackend(args.values.sandbox ?? 'process'));
   const own = new Set(factory.options.map((o) => o.flag.replace(/^--/, '')));
   const options: Record<string, string> = {};
   for (const flag of backendFlags) {
@@ -65,20 +84,31 @@ async function main(): Promise<number | void> {
     if (!own.has(flag)) throw new UsageError(`--${flag} is not an option of the ${factory.name} sandbox`);
     options[flag] = value;
   }
-  const name = args.values.name ?? `${hostname()}-${platform}`;
-  checkName('job', name);
+  const name = checkWorkerName(args.values.name ?? `${hostname()}-${platform}`, args.values.name !== undefined);
+  const capacity = intFlag(args, 'capacity', 1, 1, MAX_CAPACITY);
   const workDir = resolve(args.values['work-dir'] ?? join(tmpdir(), 'builder-worker'), name);
   mkdirSync(workDir, { recursive: true, mode: 0o700 });
   const token = peerToken(args.values['token-file']);
   const log = makeLogger('builder-worker', { worker: name });
-  const backend = factory.create(Object.freeze(options), { workerId: name, workDir, log: (line) => log.info(line) });
+  const backend = asUsage(() => factory.create(Object.freeze(options), { workerId: name, workDir, log: (line) => log.info(line) }));
+
+  // a sandbox that cannot work as configured (no such image, base or snapshot) will not start
+  // working by itself: say so and exit EX_CONFIG, which the service units do not restart
+  try {
+    await backend.check?.();
+  } catch (err) {
+    if (!(err instanceof BuilderError && err.code === 'SANDBOX_CONFIG')) throw err;
+    log.error(err.message);
+    process.stderr.write(`builder-worker: ${err.message}\n`);
+    return EX_CONFIG;
+  }
 
   // a crashed predecessor's sandboxes go before any new job comes
   for (const line of await backend.sweep()) log.info(`swept leftover ${line}`);
 
   const uplink = new Uplink({
     host, port, token, name, platform, log, backend,
-    capacity: intFlag(args, 'capacity', 1, 1),
+    capacity,
     once: args.booleans.has('once'),
     limits: {
       noOutputTimeoutMs: intFlag(args, 'no-output-timeout', 1800, 1) * 1000,

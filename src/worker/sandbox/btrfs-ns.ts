@@ -7,7 +7,8 @@ import { checkBase, createSnapshot, deleteSnapshot, listSnapshots } from './btrf
 import { collectDir } from './collect-dir.js';
 import { ensureDevTemplate, hasOwnDev, runInNamespaces } from './namespaces.js';
 import type { BackendContext, BackendFactory, JobSpec, RunHandle, Sandbox, SandboxBackend, SandboxDescription } from './types.js';
-import { InfraError } from './types.js';
+import { InfraError, SandboxConfigError } from './types.js';
+import { errorMessage } from '../../common/errors.js';
 
 /** at the snapshot's root, outside /work: never collected, and not writable by the job */
 const SCRIPT = '/.builder-script';
@@ -105,6 +106,16 @@ export class BtrfsNsBackend implements SandboxBackend {
       await deleteSnapshot(path).catch(() => undefined);
       throw new InfraError(`cannot prepare snapshot ${path}: ${(err as Error).message}`, { cause: err });
     }
+  }
+
+  /** the base must be a read-only subvolume: a missing or writable one is a configuration error */
+  async check(): Promise<void> {
+    try {
+      await checkBase(this.opts.base);
+    } catch (err) {
+      throw new SandboxConfigError(errorMessage(err), { cause: err });
+    }
+    this.baseChecked = true;
   }
 
   async sweep(): Promise<string[]> {

@@ -26,7 +26,7 @@ import type {
   Sandbox,
   SandboxBackend,
 } from './types.js';
-import { InfraError } from './types.js';
+import { InfraError, SandboxConfigError } from './types.js';
 import type { RunStats, SandboxDescription } from '../../protocol/messages.js';
 
 /** outside /work, so the script is never collected as an artifact */
@@ -279,6 +279,16 @@ export class DockerBackend implements SandboxBackend {
     } catch (err) {
       await sandbox.destroy().catch(() => undefined);
       throw err instanceof InfraError ? err : new InfraError((err as Error).message, { cause: err });
+    }
+  }
+
+  /** the image must be on this engine already: the worker never pulls (an unreachable engine is not a config error) */
+  async check(): Promise<void> {
+    const { status } = await this.api.json('GET', `/images/${encodeURIComponent(this.opts.image)}/json`, undefined, [404]);
+    if (status === 404) {
+      throw new SandboxConfigError(
+        `docker image ${this.opts.image} does not exist on this host (the worker never pulls: docker pull or build it, or fix --image)`,
+      );
     }
   }
 
