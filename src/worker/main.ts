@@ -86,9 +86,13 @@ async function main(): Promise<number | void> {
   }
   const name = checkWorkerName(args.values.name ?? `${hostname()}-${platform}`, args.values.name !== undefined);
   const capacity = intFlag(args, 'capacity', 1, 1, MAX_CAPACITY);
+  const limits = {
+    noOutputTimeoutMs: intFlag(args, 'no-output-timeout', 1800, 1) * 1000,
+    outputCapBytes: intFlag(args, 'output-cap', 64 * 1024 * 1024, 1024),
+  };
+  const minFree = intFlag(args, 'min-free', 5, 0, 100);
   const workDir = resolve(args.values['work-dir'] ?? join(tmpdir(), 'builder-worker'), name);
   mkdirSync(workDir, { recursive: true, mode: 0o700 });
-  const token = peerToken(args.values['token-file']);
   const log = makeLogger('builder-worker', { worker: name });
   const backend = asUsage(() => factory.create(Object.freeze(options), { workerId: name, workDir, log: (line) => log.info(line) }));
 
@@ -98,10 +102,12 @@ async function main(): Promise<number | void> {
     await backend.check?.();
   } catch (err) {
     if (!(err instanceof BuilderError && err.code === 'SANDBOX_CONFIG')) throw err;
-    log.error(err.message);
     process.stderr.write(`builder-worker: ${err.message}\n`);
     return EX_CONFIG;
   }
+
+  // after every check of the command line and the sandbox: those are usage and config errors
+  const token = peerToken(args.values['token-file']);
 
   // a crashed predecessor's sandboxes go before any new job comes
   for (const line of await backend.sweep()) log.info(`swept leftover ${line}`);
@@ -110,11 +116,8 @@ async function main(): Promise<number | void> {
     host, port, token, name, platform, log, backend,
     capacity,
     once: args.booleans.has('once'),
-    limits: {
-      noOutputTimeoutMs: intFlag(args, 'no-output-timeout', 1800, 1) * 1000,
-      outputCapBytes: intFlag(args, 'output-cap', 64 * 1024 * 1024, 1024),
-    },
-    diskShort: makeDiskCheck(backend, intFlag(args, 'min-free', 5, 0), log),
+    limits,
+    diskShort: makeDiskCheck(backend, minFree, log),
   });
   await uplink.checkDisk();
   const diskTimer = setInterval(() => void uplink.checkDisk().catch((err) => log.warn('disk check failed', { error: errorMessage(err) })), 30_000);
