@@ -23,6 +23,8 @@ import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 
 export type System = 'linux' | 'freebsd';
+/** packaging/systemd/ units installed on Linux: the server, and a worker unit per sandbox kind */
+export const systemdUnits = ['builder.service', 'builder-worker@.service', 'builder-worker-btrfs@.service', 'builder-worker-process@.service'] as const;
 export const programs = ['server', 'worker', 'client', 'inspect'] as const;
 
 export interface StageOptions {
@@ -230,7 +232,8 @@ BUILDER_FLAGS=""
 #BUILDER_NODE=/usr/local/bin/node
 `;
 
-const defaultsWorker = `# /etc/default/builder-worker: the environment of every builder-worker@PLATFORM.service.
+const defaultsWorker = `# /etc/default/builder-worker: the environment of every builder-worker@PLATFORM.service
+# (and builder-worker-btrfs@, builder-worker-process@).
 # A conffile: your changes are kept on upgrades. /etc/default/builder-worker-PLATFORM, when it
 # exists, is read after this file, so a variable set there wins for that platform.
 #
@@ -281,7 +284,7 @@ export function stage(opts: StageOptions): void {
   const binPath = (text: string, from: string): string => text.split(`${from}/builder-`).join(`${prefix.replace(/\/+$/, '')}/bin/builder-`);
   if (system === 'linux') {
     const units = join(pre, 'lib', 'systemd', 'system');
-    for (const u of ['builder.service', 'builder-worker@.service']) {
+    for (const u of systemdUnits) {
       t.write(join(units, u), binPath(readFileSync(repo('packaging', 'systemd', u), 'utf8'), '/usr/bin'));
     }
     t.copy(repo('packaging', 'systemd', 'builder.sysusers.conf'), join(pre, 'lib', 'sysusers.d', 'builder.conf'));

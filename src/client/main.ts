@@ -6,6 +6,7 @@ import { parseArgs } from '../common/args.js';
 import { UsageError } from '../common/errors.js';
 import { DEFAULT_HOST, DEFAULT_PORT, parseRemote } from '../common/paths.js';
 import { runMain } from '../common/run-main.js';
+import { versionLine } from '../common/version.js';
 import { peerToken } from '../common/token.js';
 import type { ClientContext, Command } from './command.js';
 import { execute, observe, observeLatest, cancel } from './commands/runs.js';
@@ -30,7 +31,9 @@ const GLOBAL = `global options (before or after the sub-command):
   --dir DIR            the server's state directory, on the server's host (for its token)
   --tls                connect with TLS, checking the server against the system's CAs ...
   --tls-ca FILE        ... or against this CA (PEM; implies --tls) ...
-  --server-fingerprint SHA256:HEX  ... or by its certificate's pinned fingerprint (implies --tls)`;
+  --server-fingerprint SHA256:HEX  ... or by its certificate's pinned fingerprint (implies --tls)
+  --version            the version of builder, then exit
+  -h, --help           this text, or a command's`;
 
 const mainUsage = (): string => `usage: builder-client [--remote HOST:PORT] [--token-file FILE] [--tls ...] COMMAND [args]
 
@@ -44,9 +47,13 @@ ${GLOBAL}
 const GLOBAL_VALUES = ['remote', 'token-file', 'dir', 'tls-ca', 'server-fingerprint'];
 
 async function main(argv: string[]): Promise<number> {
-  const name = argv.find((a, i) => !a.startsWith('--') && !GLOBAL_VALUES.map((v) => `--${v}`).includes(argv[i - 1] ?? ''));
+  const name = argv.find((a, i) => !a.startsWith('-') && !GLOBAL_VALUES.map((v) => `--${v}`).includes(argv[i - 1] ?? ''));
+  if (!name && argv.includes('--version')) {
+    console.log(versionLine('builder-client'));
+    return 0;
+  }
   if (!name || name === 'help') {
-    if (argv.includes('--help') || name === 'help') {
+    if (argv.includes('--help') || argv.includes('-h') || name === 'help') {
       console.log(mainUsage());
       return 0;
     }
@@ -69,11 +76,15 @@ async function runCommand(command: Command, argv: string[], name: string): Promi
   const spec = command.flags;
   const args = parseArgs(rest, {
     values: [...(spec.values ?? []), ...GLOBAL_VALUES],
-    booleans: [...(spec.booleans ?? []), 'help', 'tls'],
+    booleans: [...(spec.booleans ?? []), 'help', 'tls', 'version'],
     lists: spec.lists ?? [],
   });
   if (args.booleans.has('help')) {
     console.log(`usage: ${command.usage}\n\n${GLOBAL}`);
+    return 0;
+  }
+  if (args.booleans.has('version')) {
+    console.log(versionLine('builder-client'));
     return 0;
   }
   const [min, max] = command.positionals;

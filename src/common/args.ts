@@ -24,9 +24,11 @@ export interface ParsedArgs {
 }
 
 export function parseArgs(argv: readonly string[], spec: FlagSpec): ParsedArgs {
-  const options: Record<string, { type: 'string' | 'boolean'; multiple?: boolean }> = {};
+  const options: Record<string, { type: 'string' | 'boolean'; multiple?: boolean; short?: string }> = {};
   for (const name of spec.values ?? []) options[name] = { type: 'string' };
   for (const name of spec.booleans ?? []) options[name] = { type: 'boolean' };
+  // -h is --help in every program, as users expect; no other short flags
+  if (options.help) options.help = { type: 'boolean', short: 'h' };
   for (const name of spec.lists ?? []) options[name] = { type: 'string', multiple: true };
   let parsed;
   try {

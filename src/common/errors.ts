@@ -22,6 +22,7 @@ export const ERROR_CODES = [
   'BAD_SECRET', 'BAD_EPOCH', // templated jobs' environment: secrets and SOURCE_DATE_EPOCH (issue 8)
   'NO_REFERENCE', // reproducibility tracking: verify finds no successful run to compare a rebuild with
   'FORBIDDEN', 'TLS', // credentials per role and encrypted links (issue 9)
+  'SANDBOX_CONFIG', // issue 14, operations: a worker's sandbox cannot work as configured (no image, base or snapshot): exit 78
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
 
@@ -52,6 +53,17 @@ export class InfraError extends BuilderError {
   constructor(message: string, options?: { cause?: unknown }) {
     super('SANDBOX_INFRA', message, options);
     this.name = 'InfraError';
+  }
+}
+
+/**
+ * A sandbox backend that cannot work as configured (its image, base subvolume or snapshot does
+ * not exist): the worker exits 78 (EX_CONFIG) at start instead of failing every job.
+ */
+export class SandboxConfigError extends BuilderError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('SANDBOX_CONFIG', message, options);
+    this.name = 'SandboxConfigError';
   }
 }
 

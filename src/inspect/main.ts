@@ -10,6 +10,7 @@ import { pipeline } from 'node:stream/promises';
 import { parseArgs } from '../common/args.js';
 import { BuilderError, UsageError } from '../common/errors.js';
 import { runMain } from '../common/run-main.js';
+import { versionLine } from '../common/version.js';
 import { writeArtifacts } from './output.js';
 import { provenanceText, verifyProvenance } from './provenance.js';
 import { findResult, openSource, type Source } from './source.js';
@@ -38,7 +39,8 @@ options:
                    builder-server --print-public-key prints) and that every artifact on disk
                    matches the statement; one line per problem, exit 1 if there is any
   --dir STATEDIR   find the result UUID in the server's state directory
-  --help           this text`;
+  --version        the version of builder
+  -h, --help       this text`;
 
 const pad2 = (s: string): string => s.padEnd(11);
 
@@ -77,10 +79,14 @@ async function exportTo(s: Source, file: string): Promise<number> {
 async function main(argv: string[]): Promise<number> {
   const args = parseArgs(argv, {
     values: ['output', 'export', 'dir', 'verify-provenance'],
-    booleans: ['console', 'script', 'job', 'json', 'provenance', 'help'],
+    booleans: ['console', 'script', 'job', 'json', 'provenance', 'help', 'version'],
   });
   if (args.booleans.has('help')) {
     console.log(USAGE);
+    return 0;
+  }
+  if (args.booleans.has('version')) {
+    console.log(versionLine('builder-inspect'));
     return 0;
   }
   if (args.positionals.length !== 1) {

@@ -21,6 +21,8 @@ export interface JobInfo {
   sourceDateEpoch: number;
   /** the names of the job's secrets; their values are never shown */
   secrets: string[];
+  /** a script job of a dropped platform: kept, not queued, until undrop-platform (absent: not paused) */
+  paused?: boolean;
   /** info only: per platform, the latest verdict */
   repro?: Array<{ platform: string; verdict: 'reproduced' | 'differs' | null; outcome: 'ok' | 'failing'; uuid: string }>;
 }
@@ -206,12 +208,15 @@ export interface Replies {
   'orb-build': Scheduled;
   unschedule: { name: string };
   reschedule: JobInfo;
-  execute: { name: string; queued: string[] };
+  /** noWorker: the platforms among `queued` that no connected worker serves (absent from older servers) */
+  execute: { name: string; queued: string[]; noWorker?: string[] };
   info: Info;
   observe: Observed;
   'observe-latest': { uuid: string; live: true };
-  'drop-platform': { platform: string; removedJobs: string[] };
-  'undrop-platform': { platform: string };
+  /** removedJobs: always empty since jobs are paused, not deleted (kept for older clients) */
+  'drop-platform': { platform: string; removedJobs: string[]; pausedJobs?: string[] };
+  /** resumedJobs: the platform's paused jobs, queued again or due at their next run */
+  'undrop-platform': { platform: string; resumedJobs?: string[] };
   history: RunInfo[];
   cancel: { uuid: string };
   workers: WorkerInfo[];

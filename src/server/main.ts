@@ -7,6 +7,7 @@ import { BuilderError, UsageError } from '../common/errors.js';
 import { makeLogger } from '../common/log.js';
 import { DEFAULT_HOST, DEFAULT_PORT, defaultConfigDir, defaultStateDir } from '../common/paths.js';
 import { runMain } from '../common/run-main.js';
+import { versionLine } from '../common/version.js';
 import { DEFAULT_MAX_FRAME } from '../protocol/framing.js';
 import type { ServerConfig } from './config.js';
 import { publicKeyPemOf } from '../provenance/key.js';
@@ -48,17 +49,22 @@ options:
   --notify-command CMD run CMD (through sh -c) with a JSON summary on stdin when a job stops
                        reproducing, reproduces again, starts failing or recovers
   --notify-timeout SECONDS  how long CMD may run before it is killed (default 30)
-  --help               this text`;
+  --version            the version of builder
+  -h, --help           this text`;
 
 /** The configuration, or undefined after --help. */
 function configFrom(argv: string[]): ServerConfig | undefined {
   const args = parseArgs(argv, {
     values: ['dir', 'config-dir', 'ip', 'port', 'token-file', 'upload', 'upload-password-file', 'tls-cert', 'tls-key', 'upload-backoff', 'lease', 'timeout', 'max-frame', 'max-attempts', 'retry-backoff',
       'notify-command', 'notify-timeout'],
-    booleans: ['help', 'no-provenance', 'print-public-key'],
+    booleans: ['help', 'no-provenance', 'print-public-key', 'version'],
   });
   if (args.booleans.has('help')) {
     console.log(USAGE);
+    return undefined;
+  }
+  if (args.booleans.has('version')) {
+    console.log(versionLine('builder-server'));
     return undefined;
   }
   if (args.booleans.has('print-public-key')) {

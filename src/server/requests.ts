@@ -97,11 +97,17 @@ function newJob(ctx: RequestContext, base: Omit<JobRow, 'next_run' | 'created' |
   return { name: row.name, next: row.next_run === null ? null : new Date(row.next_run).toISOString(), queued };
 }
 
-const jobInfo = (ctx: RequestContext) => (j: JobSummary): JobInfo => ({
+/** `dropped`: the dropped platforms, when the caller has them at hand (info, for every job) */
+const jobInfo = (ctx: RequestContext, dropped?: ReadonlySet<string>) => (j: JobSummary): JobInfo => ({
   name: j.name, kind: j.kind, platform: j.platform, package: j.package, period: j.period, cron: j.cron, tz: j.tz,
   timeoutSec: j.timeout_sec, next: j.next_run === null ? null : new Date(j.next_run).toISOString(),
   sourceDateEpoch: sourceDateEpochOf(j), secrets: ctx.coordinator.secrets.names(j.name),
+  ...(isPaused(ctx.store, j, dropped) ? { paused: true } : {}),
 });
+
+/** a script job of a dropped platform: kept, not queued, until undrop-platform */
+const isPaused = (store: Store, j: Pick<JobSummary, 'kind' | 'platform'>, dropped?: ReadonlySet<string>): boolean =>
+  j.kind === 'script' && j.platform !== null && (dropped ? dropped.has(j.platform) : store.isDropped(j.platform));
 
 export const runInfo = (r: RunRow): RunInfo => ({
   uuid: r.uuid, job: r.job, platform: r.platform, worker: r.worker, attempt: r.attempt,
@@ -153,6 +159,9 @@ export async function handleRequest(ctx: RequestContext, conn: Connection, req: 
       const t = req.period !== undefined || req.cron !== undefined
         ? timingFrom({ period: req.period, cron: req.cron, tz: req.cron ? (job.tz ?? undefined) : undefined })
         : timingOf(job);
+      if (next < Date.now()) {
+        refuse('BAD_TIME', `${req.next} is in the past; to run ${shown(job.name)} now, use builder-client execute ${shown(job.name)}`);
+      }
       store.tx(() => store.setTiming(job.name, next, t.cron ? null : (t.period ?? 'daily'), t.cron ?? null, t.tz ?? null));
       ctx.scheduler.changed();
       return jobInfo(ctx)(store.job(job.name)!);
@@ -164,17 +173,21 @@ export async function handleRequest(ctx: RequestContext, conn: Connection, req: 
         if (!platforms.includes(req.platform)) refuse('NO_PLATFORM', `job ${job.name} does not run on platform ${shown(req.platform)}`);
         platforms = [req.platform];
       }
+      if (isPaused(store, job)) refuse('DROPPED', `job ${job.name} is paused: its platform ${job.platform} is dropped (undrop-platform ${job.platform})`);
       if (platforms.length === 0) refuse('NO_PLATFORM', `job ${job.name} has no platform to run on (dropped, or no template)`);
       store.tx(() => platforms.forEach((p) => store.enqueueFront(p, job.name)));
+      // said at once, so nobody waits on a follow that cannot start (the job stays queued)
+      const served = new Set([...coordinator.workers].map((w) => w.platform));
       if (req.follow) coordinator.follow(connectionPort(conn), req.id, job.name, platforms);
       // after the answer has gone, so the client hears "queued" before "started"
       setImmediate(() => platforms.forEach((p) => coordinator.dispatch(p)));
-      return { name: job.name, queued: platforms } satisfies Replies['execute'];
+      return { name: job.name, queued: platforms, noWorker: platforms.filter((p) => !served.has(p)) } satisfies Replies['execute'];
     }
     case 'info': {
       const verdicts = jobVerdicts(store);
+      const dropped = new Set(store.platforms().filter((p) => p.dropped).map((p) => p.name));
       return {
-        schedule: store.jobs().map((j) => ({ ...jobInfo(ctx)(j), repro: verdicts.get(j.name) ?? [] })),
+        schedule: store.jobs().map((j) => ({ ...jobInfo(ctx, dropped)(j), repro: verdicts.get(j.name) ?? [] })),
         queues: Object.fromEntries(
           store.platforms().filter((p) => !p.dropped).map((p) => [p.name, store.queue(p.name).map((e) => e.job)]),
         ),
@@ -197,19 +210,24 @@ export async function handleRequest(ctx: RequestContext, conn: Connection, req: 
     }
     case 'drop-platform': {
       checkName('platform', req.platform);
-      const jobs = store.tx(() => store.dropPlatform(req.platform));
-      for (const name of jobs) coordinator.secrets.remove(name);
-      return { platform: req.platform, removedJobs: jobs } satisfies Replies['drop-platform'];
+      // the jobs stay (with their secrets and runs), paused; unschedule is what deletes a job
+      const paused = store.tx(() => store.dropPlatform(req.platform));
+      ctx.scheduler.changed();
+      return { platform: req.platform, removedJobs: [], pausedJobs: paused } satisfies Replies['drop-platform'];
     }
     case 'undrop-platform': {
       if (!store.isDropped(req.platform)) refuse('NOT_DROPPED', `platform ${shown(req.platform)} is not dropped`);
       store.tx(() => store.setDropped(req.platform, false));
-      coordinator.dispatch(req.platform);
-      return { platform: req.platform } satisfies Replies['undrop-platform'];
+      // what was queued is dispatched again; what came due while paused is queued once, now
+      ctx.scheduler.changed([req.platform]);
+      return { platform: req.platform, resumedJobs: store.platformScriptJobs(req.platform) } satisfies Replies['undrop-platform'];
     }
-    case 'history':
-      return store.history(req.job, Math.min(Math.max(req.limit ?? 20, 1), 10_000))
-        .map((r) => ({ ...runInfo(r), repro: reproOf(store, r.uuid) }));
+    case 'history': {
+      const runs = store.history(req.job, Math.min(Math.max(req.limit ?? 20, 1), 10_000));
+      // an unscheduled job's runs remain and are shown; a name that never ran nor exists is a typo
+      if (req.job !== undefined && runs.length === 0 && !store.job(req.job)) refuse('NO_JOB', `no such job: ${req.job}`);
+      return runs.map((r) => ({ ...runInfo(r), repro: reproOf(store, r.uuid) }));
+    }
     case 'cancel': {
       if (!isUuid(req.uuid)) refuse('BAD_UUID', `invalid uuid ${quote(req.uuid)}`);
       if (!(await coordinator.cancel(req.uuid))) refuse('NO_RUN', `no running job with uuid ${req.uuid}`);

@@ -1,9 +1,12 @@
 // When a job runs next: the original's fixed periods, or a crontab expression in a time zone.
 // Pure functions of (timing, time), so the scheduler can be tested with any clock.
-import { createTask, parse, validateDetailed, type ScheduledTask } from 'node-cron';
+import { createTask, parse, type ScheduledTask } from 'node-cron';
 import { BuilderError } from '../common/errors.js';
 import { quote } from '../common/quote.js';
 import type { Period } from '../protocol/messages.js';
+
+// the checks live in common/, so the client refuses a bad --cron or --tz before sending it
+export { checkTiming } from '../common/timing-check.js';
 
 export interface Timing {
   period?: Period | undefined;
@@ -16,28 +19,6 @@ const PERIOD_MS: Record<Exclude<Period, 'never'>, number> = {
   daily: 86_400_000,
   weekly: 7 * 86_400_000,
 };
-
-export function checkTiming(t: Timing): void {
-  if (t.cron !== undefined && t.period !== undefined) {
-    throw new BuilderError('BAD_TIMING', 'give either --period or --cron, not both');
-  }
-  if (t.tz !== undefined && t.cron === undefined) throw new BuilderError('BAD_TIMING', '--tz only applies to --cron');
-  if (t.tz !== undefined) {
-    try {
-      new Intl.DateTimeFormat('en-US', { timeZone: t.tz });
-    } catch {
-      throw new BuilderError('BAD_TIMING', `unknown time zone ${quote(t.tz)}`);
-    }
-  }
-  if (t.cron !== undefined) {
-    const fields = t.cron.trim().split(/\s+/).length;
-    const check = validateDetailed(t.cron);
-    if (!check.valid || fields < 5) {
-      const why = check.errors.map((e) => e.message).join('; ') || `expected 5 fields, got ${fields}`;
-      throw new BuilderError('BAD_TIMING', `invalid cron expression ${quote(t.cron)}: ${quote(why, 200).slice(1, -1)}`);
-    }
-  }
-}
 
 /** The first run time strictly after `after` (ms), or null for jobs that only run by execute. */
 export function nextAfter(t: Timing, after: number): number | null {

@@ -5,8 +5,9 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
-import { Harness, bin, withTimeout } from '../helpers/processes.js';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Harness, bin, repoRoot, withTimeout } from '../helpers/processes.js';
 
 type Program = 'server' | 'worker' | 'client' | 'inspect';
 
@@ -82,6 +83,48 @@ t('--help is not an error: usage on stdout, exit 0', withTimeout(15_000, async (
     assert.is(r.code, 0, `${program}: ${r.stderr}`);
     assert.match(r.stdout, new RegExp(`^usage: builder-${program}`));
   }
+}));
+
+t('every program answers --version with the package version, and -h like --help', withTimeout(20_000, async () => {
+  const version = (JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { version: string }).version;
+  for (const program of ['server', 'worker', 'client', 'inspect'] as const) {
+    const r = await run(program, ['--version']);
+    assert.is(r.code, 0, `${program}: ${r.stderr}`);
+    assert.is(r.stdout, `builder-${program} ${version}\n`);
+    const short = await run(program, ['-h']);
+    assert.is(short.code, 0, `${program} -h: ${short.stderr}`);
+    assert.match(short.stdout, new RegExp(`^usage: builder-${program}`));
+  }
+  assert.match((await run('client', ['schedule', '-h'])).stdout, /^usage: builder-client schedule NAME PLATFORM SCRIPTFILE/);
+}));
+
+t('a bad --cron, --tz or history --limit is a usage error naming it, found before any connection', withTimeout(20_000, async () => {
+  const script = h.path('s.sh');
+  writeFileSync(script, 'true\n');
+  // port 1: nothing listens, so these are refused by the client itself
+  const client = (...args: string[]) => run('client', ['--remote', '127.0.0.1:1', ...args]);
+  assert.match(oneLine(await client('schedule', 'j', 'p', script, '--cron', '61 * * * *'), 2), /^builder-client: invalid cron expression "61 \* \* \* \*"/);
+  assert.match(oneLine(await client('schedule', 'j', 'p', script, '--cron', 'daily'), 2), /^builder-client: invalid cron expression "daily"/);
+  assert.match(oneLine(await client('orb-build', 'j', 'pkg', '--cron', '0 3 * * *', '--tz', 'Mars/Olympus'), 2),
+    /^builder-client: unknown time zone "Mars\/Olympus" \(try builder-client orb-build --help\)$/);
+  assert.match(oneLine(await client('schedule', 'j', 'p', script, '--tz', 'UTC'), 2), /^builder-client: --tz only applies to --cron/);
+  assert.match(oneLine(await client('reschedule', 'j', '2030-01-01T00:00:00Z', '--cron', '* *'), 2), /^builder-client: invalid cron expression "\* \*"/);
+  assert.match(oneLine(await client('history', '--limit', 'abc'), 2), /^builder-client: --limit must be an integer from 1 to 10000, got "abc"/);
+  assert.match(oneLine(await client('history', 'j', '--limit', '0'), 2), /--limit must be an integer/);
+}));
+
+t('a worker refuses a bad --capacity, --name or PLATFORM with a usage error naming it', withTimeout(20_000, async () => {
+  for (const capacity of ['1e15', '0', '1025', '2.5', '0x10', '']) {
+    assert.match(oneLine(await run('worker', ['linux', '--capacity', capacity]), 2),
+      new RegExp(`^builder-worker: --capacity must be an integer from 1 to 1024, got "${capacity.replace('.', '\\.')}"`), capacity);
+  }
+  assert.match(oneLine(await run('worker', ['linux', '--name', '']), 2), /^builder-worker: --name must not be empty/);
+  assert.match(oneLine(await run('worker', ['linux', '--name', 'w'.repeat(65)]), 2), /^builder-worker: --name "w{65}" is longer than 64 bytes/);
+  assert.match(oneLine(await run('worker', ['linux', '--name', 'tab\there']), 2), /^builder-worker: --name "tab\\x09here" contains a character that is not printable/);
+  assert.match(oneLine(await run('worker', ['linux', '--name', 'a b']), 2), /^builder-worker: --name "a b": use letters, digits/);
+  assert.match(oneLine(await run('worker', ['no/such']), 2), /^builder-worker: invalid platform name "no\/such"/);
+  assert.match(oneLine(await run('worker', ['linux', '--sandbox', 'vm']), 2), /^builder-worker: unknown sandbox "vm"/);
+  assert.match(oneLine(await run('worker', ['linux', '--sandbox', 'docker']), 2), /^builder-worker: the docker sandbox needs --image IMAGE/);
 }));
 
 t.run();

@@ -48,7 +48,7 @@ t('the same name cannot be scheduled twice; bad input changes nothing and says w
   assert.is(dup.code, 1);
   assert.is(dup.stderr.trim(), 'builder-client: job name already used: job1');
   const badCron = await h.client(server, ['schedule', 'job2', 'linux', file, '--cron', '99 * * * *']);
-  assert.is(badCron.code, 1);
+  assert.is(badCron.code, 2, 'a bad --cron is a usage error');
   assert.is(badCron.stderr.trim().split('\n').length, 1);
   assert.match(badCron.stderr, /invalid cron expression "99 \* \* \* \*"/);
   const usage = await h.client(server, ['schedule', 'job3', 'linux']);
@@ -144,18 +144,23 @@ t('reschedule and unschedule change the schedule; never-jobs wait for execute', 
   assert.is((await h.client(server, ['unschedule', 'nightly'])).code, 1);
 }));
 
-t('a dropped platform loses its queue and jobs, refuses schedules, and stays dropped when its worker connects', withTimeout(30_000, async () => {
+t('a dropped platform keeps its jobs paused, refuses schedules, stays dropped when its worker connects, and undrop resumes them', withTimeout(40_000, async () => {
   const server = await h.server();
-  const file = h.script('d', 'echo should-not-run\n');
+  const file = h.script('d', 'echo paused-then-resumed\n');
   await h.client(server, ['schedule', 'j1', 'old', file]);
   const drop = await h.client(server, ['drop-platform', 'old']);
-  assert.is(drop.code, 0);
+  assert.is(drop.code, 0, drop.stderr);
+  assert.match(drop.stdout, /dropped platform old; paused jobs: j1/);
   let info = JSON.parse((await h.client(server, ['info', '--json'])).stdout);
-  assert.equal(info.schedule, []);
+  assert.equal(info.schedule.map((j: { name: string; paused?: boolean }) => [j.name, j.paused]), [['j1', true]], 'the job is kept, paused');
   assert.equal(info.dropped, ['old']);
+  assert.match((await h.client(server, ['info'])).stdout, /j1 .*paused \(platform dropped\)/);
   const refused = await h.client(server, ['schedule', 'j2', 'old', file]);
   assert.is(refused.code, 1);
   assert.match(refused.stderr, /platform old is dropped/);
+  const execute = await h.client(server, ['execute', 'j1']);
+  assert.is(execute.code, 1);
+  assert.match(execute.stderr, /job j1 is paused: its platform old is dropped/);
   // a restart must not forget it (the original did)
   server.proc.kill('SIGTERM');
   await server.proc.exited;
@@ -164,15 +169,23 @@ t('a dropped platform loses its queue and jobs, refuses schedules, and stays dro
   await worker.waitFor(/platform is dropped on the server/);
   const workers = JSON.parse((await h.client(again, ['workers', '--json'])).stdout);
   assert.is(workers[0].dropped, true);
-  assert.is((await h.client(again, ['undrop-platform', 'old'])).code, 0);
+  await new Promise((r) => setTimeout(r, 500));
+  assert.equal(await h.history(again), [], 'a paused job does not run');
+  const undrop = await h.client(again, ['undrop-platform', 'old']);
+  assert.is(undrop.code, 0, undrop.stderr);
+  assert.match(undrop.stdout, /resumed jobs: j1/);
   await h.client(again, ['schedule', 'j3', 'old', h.script('d2', 'echo now-it-runs\n')]);
   const runs = await eventually(async () => {
     const r = JSON.parse((await h.client(again, ['history', '--json'])).stdout) as RunJson[];
-    return r.length > 0 && r;
+    return r.length === 2 && r;
   });
-  assert.is(runs[0]!.job, 'j3');
+  assert.equal(runs.map((r) => r.job).sort(), ['j1', 'j3'], 'the paused job ran once it was resumed');
   info = JSON.parse((await h.client(again, ['info', '--json'])).stdout);
   assert.equal(info.dropped, []);
+  assert.equal(info.schedule.map((j: { paused?: boolean }) => j.paused ?? false), [false, false]);
+  // unschedule is the one way to delete a job, and its runs stay in history
+  assert.is((await h.client(again, ['unschedule', 'j1'])).code, 0);
+  assert.equal((await h.history<RunJson>(again, 'j1')).length, 1);
 }));
 
 t('a job past its timeout is ended as a timeout and its whole process tree is killed', withTimeout(30_000, async () => {

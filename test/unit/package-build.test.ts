@@ -73,6 +73,7 @@ test('the staged tree: launchers, compiled code only, production dependencies on
   assert.not.ok(entries.some((e) => e.startsWith('usr/lib/builder/node_modules/better-sqlite3/deps/')), 'sqlite sources staged');
   assert.is(existsSync(join(root, 'usr/lib/builder/templates')), existsSync(join(repoRoot, 'templates')));
   for (const f of ['usr/lib/systemd/system/builder.service', 'usr/lib/systemd/system/builder-worker@.service',
+    'usr/lib/systemd/system/builder-worker-btrfs@.service', 'usr/lib/systemd/system/builder-worker-process@.service',
     'usr/lib/sysusers.d/builder.conf', 'usr/lib/tmpfiles.d/builder.conf', 'etc/default/builder', 'etc/default/builder-worker']) {
     assert.ok(entries.includes(f), `${f} not staged`);
   }

@@ -46,6 +46,8 @@ test('the expected packaging files exist; scripts are executable', () => {
   for (const f of [
     'builder.service',
     'builder-worker@.service',
+    'builder-worker-btrfs@.service',
+    'builder-worker-process@.service',
     'builder.sysusers.conf',
     'builder.tmpfiles.conf',
   ]) {
@@ -92,6 +94,16 @@ test('systemd units: the settings the deployment relies on', () => {
     assert.ok(exec.includes(part), `worker ExecStart lacks ${part}`);
   }
   assert.match(worker, /^After=.*docker\.service/m);
+  // one unit per sandbox kind, each starting the worker with its sandbox; none restarts after exit 78 (EX_CONFIG)
+  const kinds: Array<[string, string]> = [['builder-worker@.service', '--sandbox docker'], ['builder-worker-btrfs@.service', '--sandbox btrfs-ns'],
+    ['builder-worker-process@.service', '--sandbox process']];
+  for (const [unit, sandbox] of kinds) {
+    const text = readFileSync(join(systemdDir, unit), 'utf8');
+    const start = text.split('\n').find((l) => l.startsWith('ExecStart=/usr/bin/builder-worker %i ')) ?? '';
+    assert.ok(start.includes(sandbox) && start.endsWith(' $BUILDER_WORKER_FLAGS'), `${unit}: ${start}`);
+    assert.match(text, /^RestartPreventExitStatus=78$/m, unit);
+  }
+  assert.match(worker, /^User=builder$/m, 'the docker worker does not run as root');
   assert.match(readFileSync(join(systemdDir, 'builder.sysusers.conf'), 'utf8'), /^u\s+builder\s+497\b/m);
   assert.match(readFileSync(join(systemdDir, 'builder.tmpfiles.conf'), 'utf8'), /^d\s+\/var\/lib\/builder\s+0700\s+builder\s+builder\b/m);
 });
@@ -100,7 +112,7 @@ test('systemd units pass systemd-analyze verify', () => {
   if (!need('systemd-analyze', has('systemd-analyze'), 'apt-get install systemd')) return;
   const dir = scratch('units');
   try {
-    for (const unit of ['builder.service', 'builder-worker@.service']) {
+    for (const unit of ['builder.service', 'builder-worker@.service', 'builder-worker-btrfs@.service', 'builder-worker-process@.service']) {
       const text = readFileSync(join(systemdDir, unit), 'utf8');
       // verify fails on a missing ExecStart binary: use one that exists.
       const patched = text.replace(/^(ExecStart=)\/usr\/bin\/builder-(server|worker)\b/gm, '$1/bin/true');
@@ -110,7 +122,8 @@ test('systemd units pass systemd-analyze verify', () => {
     // Requires=docker.service must resolve even where docker.io is not installed; the unit
     // directory of the verified files is searched first.
     writeFileSync(join(dir, 'docker.service'), '[Unit]\nDescription=stand-in\n[Service]\nExecStart=/bin/true\n');
-    for (const unit of ['builder.service', 'builder-worker@.service', 'builder-worker@debian-bookworm-amd64.service']) {
+    for (const unit of ['builder.service', 'builder-worker@.service', 'builder-worker@debian-bookworm-amd64.service',
+      'builder-worker-btrfs@debian-12.service', 'builder-worker-process@local.service']) {
       const r = run('systemd-analyze', ['verify', join(dir, unit)], { cwd: dir, env: { ...process.env, SYSTEMD_PAGER: '' } });
       const out = output(r);
       assert.is(r.status, 0, `systemd-analyze verify ${unit} exited ${r.status}:\n${out}`);
@@ -368,6 +381,30 @@ test('systemd-analyze security: the server unit stays at an exposure of 2.0 or l
     const score = Number(m[1]);
     console.log(`  builder.service exposure (systemd-analyze security): ${score}`);
     assert.ok(score <= 2.0, `exposure ${score} is above 2.0:\n${output(r)}`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('systemd-analyze security: the docker worker unit stays at 5.0 or less; each worker unit is measured', () => {
+  if (!need('systemd-analyze', has('systemd-analyze'), 'apt-get install systemd')) return;
+  const dir = scratch('worker-security');
+  try {
+    const limits: Array<[string, number]> = [['builder-worker@.service', 5.0], ['builder-worker-process@.service', 5.0], ['builder-worker-btrfs@.service', 7.0]];
+    for (const [unit] of limits) {
+      const text = readFileSync(join(systemdDir, unit), 'utf8');
+      writeFileSync(join(dir, unit), text.replace(/^(ExecStart=)\/usr\/bin\/builder-worker\b/m, '$1/bin/true'));
+    }
+    writeFileSync(join(dir, 'docker.service'), '[Unit]\nDescription=stand-in\n[Service]\nExecStart=/bin/true\n');
+    for (const [unit, limit] of limits) {
+      const instance = unit.replace('@.', '@debian-12.');
+      const r = run('systemd-analyze', ['security', '--offline=true', '--no-pager', instance], { cwd: dir, env: { ...process.env, SYSTEMD_PAGER: '', SYSTEMD_COLORS: '0' } });
+      const m = new RegExp(`Overall exposure level for ${instance.replace(/[.@]/g, '\\$&')}: (\\d+(?:\\.\\d+)?)`).exec(output(r));
+      assert.ok(m, `no exposure level for ${instance} in:\n${output(r)}`);
+      const score = Number(m[1]);
+      console.log(`  ${instance} exposure (systemd-analyze security): ${score}`);
+      assert.ok(score <= limit, `${instance}: exposure ${score} is above ${limit}:\n${output(r)}`);
+    }
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

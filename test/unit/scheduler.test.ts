@@ -56,6 +56,28 @@ test('never-jobs are never due; dropped platforms get nothing', () => {
   assert.equal(store.queue('p'), []);
 });
 
+test('a paused job (its platform dropped) keeps its jobs and queue, is never due, and runs once after undrop', () => {
+  const store = storeWith([{ name: 'queued' }, { name: 'later', next_run: T0 + 2 * H }]);
+  store.addPlatform('q');
+  store.tx(() => store.insertJob({ name: 'other', kind: 'script', platform: 'q', script: 'true', package: null, period: 'hourly',
+    cron: null, tz: null, timeout_sec: 60, next_run: T0 + 20 * H, created: T0 }));
+  queueDue(store, '/nonexistent', T0 + 1000);
+  assert.equal(store.queue('p').map((e) => e.job), ['queued']);
+  assert.equal(store.tx(() => store.dropPlatform('p')), ['later', 'queued'], 'the paused jobs');
+  assert.equal(store.jobs().map((j) => j.name), ['later', 'other', 'queued'], 'nothing deleted');
+  assert.equal(store.queue('p').map((e) => e.job), ['queued'], 'the queue is kept');
+  // the scheduler does not wake for a paused job, nor move its next run on
+  assert.is(store.earliestNext(), T0 + 20 * H, 'only the other platform\'s job');
+  assert.equal([...queueDue(store, '/nonexistent', T0 + 10 * H)], []);
+  assert.is(store.job('later')!.next_run, T0 + 2 * H);
+  assert.is(store.job('queued')!.next_run, T0 + H);
+  store.tx(() => store.setDropped('p', false));
+  // each missed its time while paused: queued once, then on its period again
+  assert.equal([...queueDue(store, '/nonexistent', T0 + 10 * H + 1000)], ['p']);
+  assert.equal(store.queue('p').map((e) => e.job), ['queued', 'later']);
+  assert.is(store.job('later')!.next_run, T0 + 11 * H);
+});
+
 test('cron jobs advance to the next match after now', () => {
   const store = storeWith([{ name: 'c', period: null, cron: '30 2 * * *', next_run: T0 }]);
   queueDue(store, '/nonexistent', T0 + 3 * 86_400_000);

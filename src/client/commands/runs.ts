@@ -34,6 +34,8 @@ export const execute: Command = {
       follow ? p.onEvent : undefined,
     );
     ctx.err(`queued ${name} first on: ${data.queued.join(', ')}`);
+    // said at once; a follow keeps waiting, since a worker may connect later
+    for (const p of data.noWorker ?? []) ctx.err(`queued for ${p}; no worker of that platform is connected`);
     return follow ? p.ended : 0;
   },
 };

@@ -1,6 +1,7 @@
 // schedule, orb-build, unschedule, reschedule: changes to the schedule.
 import { open } from 'node:fs/promises';
-import { UsageError } from '../../common/errors.js';
+import { BuilderError, UsageError } from '../../common/errors.js';
+import { checkTiming } from '../../common/timing-check.js';
 import { intFlag, type ParsedArgs } from '../../common/args.js';
 import { quote } from '../../common/quote.js';
 import { MAX_SCRIPT_BYTES, MAX_TIMEOUT_SEC, MIN_TIMEOUT_SEC } from '../../protocol/limits.js';
@@ -10,11 +11,32 @@ import { buildEnvArgs, buildEnvFlags, buildEnvHelp } from './build-env-flags.js'
 
 const timingFlags = ['period', 'cron', 'tz', 'timeout'] as const;
 
+/**
+ * A bad --cron or --tz is a usage error, found here before anything is sent; what only the
+ * server can judge (an expression that never matches) comes back as BAD_TIMING and is one too,
+ * so the exit status does not depend on where the check happened.
+ */
+const timingIsUsage = <T>(work: () => T): T => {
+  try {
+    return work();
+  } catch (err) {
+    throw err instanceof BuilderError && err.code === 'BAD_TIMING' ? new UsageError(err.message) : err;
+  }
+};
+const sendTiming = async <T>(work: () => Promise<T>): Promise<T> => {
+  try {
+    return await work();
+  } catch (err) {
+    throw err instanceof BuilderError && err.code === 'BAD_TIMING' ? new UsageError(err.message) : err;
+  }
+};
+
 function timing(args: ParsedArgs): { period?: Period; cron?: string; tz?: string; timeoutSec?: number } {
   const period = args.values.period;
   if (period !== undefined && !(PERIODS as readonly string[]).includes(period)) {
     throw new UsageError(`--period must be one of ${PERIODS.join('|')}, got ${quote(period)}`);
   }
+  timingIsUsage(() => checkTiming(args.values));
   return {
     ...(period !== undefined ? { period: period as Period } : {}),
     ...(args.values.cron !== undefined ? { cron: args.values.cron } : {}),
@@ -71,10 +93,11 @@ example: builder-client schedule hello debian-12 ./hello.sh --cron "0 3 * * 1" -
   positionals: [3, 3],
   async run(args, ctx) {
     const [name, platform, file] = args.positionals as [string, string, string];
+    const t = timing(args);
     const script = await readScript(file);
     const env = await buildEnvArgs(args);
     const session = await ctx.connect();
-    const { data } = await session.request({ op: 'schedule', name, platform, script, ...timing(args), ...env });
+    const { data } = await sendTiming(() => session.request({ op: 'schedule', name, platform, script, ...t, ...env }));
     ctx.out(`scheduled ${name} on ${platform}; next run ${data.next ?? 'only by execute'}${data.queued.length ? '; queued now' : ''}`);
     return 0;
   },
@@ -93,9 +116,10 @@ ${timingHelp}`,
   positionals: [2, 2],
   async run(args, ctx) {
     const [name, pkg] = args.positionals as [string, string];
+    const t = timing(args);
     const env = await buildEnvArgs(args);
     const session = await ctx.connect();
-    const { data } = await session.request({ op: 'orb-build', name, package: pkg, ...timing(args), ...env });
+    const { data } = await sendTiming(() => session.request({ op: 'orb-build', name, package: pkg, ...t, ...env }));
     ctx.out(`scheduled ${name} (${pkg}); next run ${data.next ?? 'only by execute'}; queued on: ${data.queued.join(', ') || 'no platform yet'}`);
     return 0;
   },
@@ -127,9 +151,9 @@ NEXT is an RFC 3339 time in UTC, e.g. 2026-01-31T03:00:00Z.`,
     const [name, next] = args.positionals as [string, string];
     const t = timing(args);
     const session = await ctx.connect();
-    const { data } = await session.request({
+    const { data } = await sendTiming(() => session.request({
       op: 'reschedule', name, next, ...(t.period ? { period: t.period } : {}), ...(t.cron ? { cron: t.cron } : {}),
-    });
+    }));
     ctx.out(`rescheduled ${name}; next run ${data.next ?? 'only by execute'}`);
     return 0;
   },

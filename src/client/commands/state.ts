@@ -8,6 +8,8 @@ import { bytes, duration, table } from '../format.js';
 import { printRecord, reproCell } from './repro.js';
 
 const json = { booleans: ['json'] } as const;
+/** the most runs one history request returns (the server's bound too) */
+const HISTORY_MAX = 10_000;
 
 function workersTable(workers: WorkerInfo[]): string {
   const state = (w: WorkerInfo): string =>
@@ -35,7 +37,7 @@ export const info: Command = {
     ctx.out('schedule:');
     ctx.out(table(['JOB', 'PLATFORM', 'WHEN', 'NEXT RUN', 'TIMEOUT', 'REPRO'],
       d.schedule.map((j) => [j.name, j.platform ?? `all (orb ${j.package})`, j.cron ? `cron ${j.cron}${j.tz ? ` ${j.tz}` : ''}` : j.period,
-        j.next ?? 'only by execute', duration(j.timeoutSec * 1000), reproCell(j)])));
+        j.paused ? 'paused (platform dropped)' : (j.next ?? 'only by execute'), duration(j.timeoutSec * 1000), reproCell(j)])));
     ctx.out('\nqueues:');
     const queues = Object.entries(d.queues);
     if (queues.length === 0) ctx.out('(none)');
@@ -55,6 +57,8 @@ export const history: Command = {
   usage: `builder-client history [NAME] [--limit N] [--json]
 builder-client history NAME --repro [--platform P] [--json]
 
+  NAME      one job's runs (also of a job since unscheduled); a name that never had a job is refused
+  --limit N the newest N runs (1 to 10000, default 20)
   REPRO: how a successful run compared with the previous successful run of its job on its
   platform (reproduced, differs, or - for a failed or first run).
   --repro   the job's record instead: how many runs reproduced the one before, the current
@@ -62,6 +66,7 @@ builder-client history NAME --repro [--platform P] [--json]
   flags: { values: ['limit', 'platform'], booleans: ['json', 'repro'] },
   positionals: [0, 1],
   async run(args, ctx) {
+    const limit = args.values.limit === undefined ? undefined : intFlag(args, 'limit', 20, 1, HISTORY_MAX);
     const session = await ctx.connect();
     if (args.booleans.has('repro')) {
       const job = args.positionals[0];
@@ -71,7 +76,6 @@ builder-client history NAME --repro [--platform P] [--json]
       else printRecord(ctx, data.job, data.platforms);
       return 0;
     }
-    const limit = args.values.limit === undefined ? undefined : intFlag(args, 'limit', 20, 1, 10_000);
     const { data: runs } = await session.request({
       op: 'history', ...(args.positionals[0] ? { job: args.positionals[0] } : {}), ...(limit ? { limit } : {}),
     });
@@ -101,21 +105,54 @@ export const workers: Command = {
   },
 };
 
-const simple = (name: 'drop-platform' | 'undrop-platform' | 'drain', arg: string, summary: string, done: string): Command => ({
-  name,
-  summary,
-  usage: `builder-client ${name} ${arg.toUpperCase()}`,
+const jobList = (names: string[] | undefined): string => (names?.length ? names.join(', ') : '(none)');
+
+export const dropPlatform: Command = {
+  name: 'drop-platform',
+  summary: 'pause a platform: its jobs are kept but not run, its workers get nothing, new jobs are refused',
+  usage: `builder-client drop-platform PLATFORM
+
+The platform's script jobs are paused, not deleted: they stay in 'info' (marked paused) with
+their history, and undrop-platform resumes them. 'unschedule NAME' deletes a job.`,
   flags: {},
   positionals: [1, 1],
   async run(args, ctx) {
     const session = await ctx.connect();
-    const value = args.positionals[0]!;
-    await session.request(name === 'drain' ? { op: name, worker: value } : { op: name, platform: value });
-    ctx.out(`${done} ${value}`);
+    const platform = args.positionals[0]!;
+    const { data } = await session.request({ op: 'drop-platform', platform });
+    ctx.out(`dropped platform ${platform}; paused jobs: ${jobList(data.pausedJobs)}`);
     return 0;
   },
-});
+};
 
-export const dropPlatform = simple('drop-platform', 'platform', 'remove a platform\'s queue and script jobs; refuse new ones', 'dropped platform');
-export const undropPlatform = simple('undrop-platform', 'platform', 'allow a dropped platform again', 'undropped platform');
-export const drain = simple('drain', 'worker', 'let a worker finish its jobs and take no new one', 'draining worker');
+export const undropPlatform: Command = {
+  name: 'undrop-platform',
+  summary: 'allow a dropped platform again and resume its paused jobs',
+  usage: `builder-client undrop-platform PLATFORM
+
+What was queued runs again; a job whose time came while it was paused runs once, now.`,
+  flags: {},
+  positionals: [1, 1],
+  async run(args, ctx) {
+    const session = await ctx.connect();
+    const platform = args.positionals[0]!;
+    const { data } = await session.request({ op: 'undrop-platform', platform });
+    ctx.out(`undropped platform ${platform}; resumed jobs: ${jobList(data.resumedJobs)}`);
+    return 0;
+  },
+};
+
+export const drain: Command = {
+  name: 'drain',
+  summary: 'let a worker finish its jobs and take no new one',
+  usage: 'builder-client drain WORKER',
+  flags: {},
+  positionals: [1, 1],
+  async run(args, ctx) {
+    const session = await ctx.connect();
+    const worker = args.positionals[0]!;
+    await session.request({ op: 'drain', worker });
+    ctx.out(`draining worker ${worker}`);
+    return 0;
+  },
+};

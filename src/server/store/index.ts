@@ -76,11 +76,14 @@ export function openStore(file: string, options: StoreOptions = {}) {
     },
     /** Result paths point into stateDir/results/ (after a restore into another directory). */
     relocateResults: (stateDir: string): number => runs.relocateResults(stateDir) + uploads.relocate(stateDir),
-    /** marks the platform dropped, empties its queue, deletes its script jobs; returns their names */
+    /**
+     * Marks the platform dropped; returns its script jobs, which are now paused: kept with their
+     * runs, never due, and their queue entries kept but not dispatched, until undrop-platform.
+     * unschedule is the one way to delete a job.
+     */
     dropPlatform: (name: string): string[] => {
       jobs.setDropped(name, true);
-      queue.clearQueue(name);
-      return jobs.removePlatformScriptJobs(name);
+      return jobs.platformScriptJobs(name);
     },
   };
 }

@@ -23,6 +23,9 @@ export type JobSummary = Omit<JobRow, 'script'>;
 
 export interface PlatformRow { name: string; dropped: number }
 
+/** a job row that is paused: a script job whose platform is dropped (orb jobs run on the others) */
+const PAUSED = "(kind = 'script' AND platform IN (SELECT name FROM platforms WHERE dropped = 1))";
+
 export function jobStatements(db: Database.Database) {
   const q = {
     job: db.prepare<[string], JobRow>('SELECT * FROM jobs WHERE name = ?'),
@@ -39,11 +42,13 @@ export function jobStatements(db: Database.Database) {
     setTiming: db.prepare<[number | null, string | null, string | null, string | null, string]>(
       'UPDATE jobs SET next_run = ?, period = ?, cron = ?, tz = ? WHERE name = ?',
     ),
-    due: db.prepare<[number], JobRow>('SELECT * FROM jobs WHERE next_run IS NOT NULL AND next_run <= ? ORDER BY next_run'),
-    earliest: db.prepare<[], { t: number | null }>('SELECT MIN(next_run) AS t FROM jobs'),
+    // a paused job (a script job of a dropped platform) is never due: its next run stays as it
+    // was, so undrop-platform finds it due once if it missed its time, as after downtime
+    due: db.prepare<[number], JobRow>(`SELECT * FROM jobs WHERE next_run IS NOT NULL AND next_run <= ? AND NOT ${PAUSED} ORDER BY next_run`),
+    // walks the next_run index and stops at the first job that is not paused
+    earliest: db.prepare<[], { t: number | null }>(`SELECT next_run AS t FROM jobs WHERE next_run IS NOT NULL AND NOT ${PAUSED} ORDER BY next_run LIMIT 1`),
     orbJobs: db.prepare<[], JobRow>("SELECT * FROM jobs WHERE kind = 'orb'"),
-    platformScriptJobs: db.prepare<[string], { name: string }>("SELECT name FROM jobs WHERE kind = 'script' AND platform = ?"),
-    removePlatformScriptJobs: db.prepare<[string]>("DELETE FROM jobs WHERE kind = 'script' AND platform = ?"),
+    platformScriptJobs: db.prepare<[string], { name: string }>("SELECT name FROM jobs WHERE kind = 'script' AND platform = ? ORDER BY name"),
     jobCount: db.prepare<[], { n: number }>('SELECT COUNT(*) AS n FROM jobs'),
     platform: db.prepare<[string], PlatformRow>('SELECT * FROM platforms WHERE name = ?'),
     platforms: db.prepare<[], PlatformRow>('SELECT * FROM platforms ORDER BY name'),
@@ -64,12 +69,8 @@ export function jobStatements(db: Database.Database) {
     due: (now: number) => q.due.all(now),
     earliestNext: () => q.earliest.get()?.t ?? null,
     orbJobs: () => q.orbJobs.all(),
-    /** deletes a platform's script jobs; returns their names */
-    removePlatformScriptJobs: (platform: string): string[] => {
-      const names = q.platformScriptJobs.all(platform).map((j) => j.name);
-      q.removePlatformScriptJobs.run(platform);
-      return names;
-    },
+    /** the names of a platform's script jobs (paused while it is dropped) */
+    platformScriptJobs: (platform: string): string[] => q.platformScriptJobs.all(platform).map((j) => j.name),
 
     platform: (name: string) => q.platform.get(name),
     platforms: () => q.platforms.all(),

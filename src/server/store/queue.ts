@@ -20,7 +20,6 @@ export function queueStatements(db: Database.Database) {
     setPos: db.prepare<[number, string, string]>('UPDATE queue SET pos = ? WHERE platform = ? AND job = ?'),
     dequeue: db.prepare<[string, string]>('DELETE FROM queue WHERE platform = ? AND job = ?'),
     dequeueJob: db.prepare<[string]>('DELETE FROM queue WHERE job = ?'),
-    clearQueue: db.prepare<[string]>('DELETE FROM queue WHERE platform = ?'),
     nextQueued: db.prepare<[string, number], QueueRow>(
       'SELECT * FROM queue WHERE platform = ? AND not_before <= ? ORDER BY pos LIMIT 1',
     ),
@@ -52,7 +51,6 @@ export function queueStatements(db: Database.Database) {
     dequeue: (platform: string, job: string) => void q.dequeue.run(platform, job),
     /** takes a job out of every platform's queue */
     dequeueJob: (job: string) => void q.dequeueJob.run(job),
-    clearQueue: (platform: string) => void q.clearQueue.run(platform),
     /** the earliest time a queue entry held back by a retry back-off becomes due */
     nextRetryAt: (now: number) => q.nextRetry.get(now)?.t ?? null,
   };

@@ -1,14 +1,16 @@
 // Backend `btrfs-ns` (Linux): a btrfs snapshot of a read-only base per job (btrfs-snapshot.ts),
 // the script run in it chrooted in new namespaces as an unprivileged user (namespaces.ts),
 // artifacts read straight from the snapshot's /work, the snapshot deleted afterwards.
-import { chmod, chown, mkdir, writeFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { chmod, chown, mkdir, realpath, writeFile } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
+import { errorMessage } from '../../common/errors.js';
 import { checkBase, createSnapshot, deleteSnapshot, listSnapshots, syncDeletions } from './btrfs-snapshot.js';
 import { collectDir } from './collect-dir.js';
+import { endProcessesRootedIn } from './leftover-processes.js';
 import { ensureDevTemplate, hasOwnDev, runInNamespaces } from './namespaces.js';
 import type { BackendContext, BackendFactory, JobSpec, RunHandle, Sandbox, SandboxBackend, SandboxDescription } from './types.js';
-import { InfraError } from './types.js';
-import { sandboxName, sandboxPrefix } from './sandbox-names.js';
+import { InfraError, SandboxConfigError } from './types.js';
+import { isOwnSandbox, sandboxName, sandboxPrefix } from './sandbox-names.js';
 
 /** at the snapshot's root, outside /work: never collected, and not writable by the job */
 const SCRIPT = '/.builder-script';
@@ -114,9 +116,28 @@ export class BtrfsNsBackend implements SandboxBackend {
     }
   }
 
+  /** the base must be a read-only subvolume: a missing or writable one is a configuration error */
+  async check(): Promise<void> {
+    try {
+      await checkBase(this.opts.base);
+    } catch (err) {
+      throw new SandboxConfigError(errorMessage(err), { cause: err });
+    }
+    this.baseChecked = true;
+  }
+
+  /**
+   * A predecessor killed with -9 left its jobs running in their namespaces: they are ended
+   * first (found by their root, see leftover-processes.ts), then their snapshots deleted.
+   */
   async sweep(): Promise<string[]> {
-    const removed: string[] = [];
+    // the kernel shows a process's root as a canonical path: --btrfs-dir as given may not be one
+    const dirs = new Set([resolve(this.opts.dir), await realpath(this.opts.dir).catch(() => resolve(this.opts.dir))]);
+    // one of this worker's snapshots: its prefix and a job's uuid, never another worker's whose name extends ours
+    const owns = (path: string): boolean => dirs.has(dirname(path)) && isOwnSandbox(basename(path), this.prefix);
+    const removed = await endProcessesRootedIn(owns);
     for (const path of await listSnapshots(this.opts.dir, this.prefix)) {
+      if (!owns(resolve(path))) continue;
       await deleteSnapshot(path);
       removed.push(`snapshot ${path}`);
     }

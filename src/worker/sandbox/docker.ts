@@ -26,7 +26,7 @@ import type {
   Sandbox,
   SandboxBackend,
 } from './types.js';
-import { InfraError } from './types.js';
+import { InfraError, SandboxConfigError } from './types.js';
 import { sandboxName, sandboxPrefix } from './sandbox-names.js';
 import type { RunStats, SandboxDescription } from '../../protocol/messages.js';
 
@@ -323,6 +323,16 @@ export class DockerBackend implements SandboxBackend {
       if (job && /^[A-Za-z0-9_-]+$/.test(job)) await rm(join(this.outRoot, job), { recursive: true, force: true });
     }
     return removed;
+  }
+
+  /** the image must be on this engine already: the worker never pulls (an unreachable engine is not a config error) */
+  async check(): Promise<void> {
+    const { status } = await this.api.json('GET', `/images/${encodeURIComponent(this.opts.image)}/json`, undefined, [404]);
+    if (status === 404) {
+      throw new SandboxConfigError(
+        `docker image ${this.opts.image} does not exist on this host (the worker never pulls: docker pull or build it, or fix --image)`,
+      );
+    }
   }
 
   async sweep(): Promise<string[]> {

@@ -59,12 +59,19 @@ export interface Sandbox {
 
 // InfraError (the sandbox could not be made, run or removed: the job is retried) lives with the
 // other error classes; re-exported here for the sandbox backends.
-export { InfraError } from '../../common/errors.js';
+export { InfraError, SandboxConfigError } from '../../common/errors.js';
 
 export interface SandboxBackend {
   readonly name: string;
   /** makes a fresh sandbox for one job; throws InfraError when it cannot */
   prepare(job: JobSpec): Promise<Sandbox>;
+  /**
+   * Called once at worker start, before sweep: throws SandboxConfigError when the backend cannot
+   * work as configured and waiting will not change that (the image, base subvolume or snapshot
+   * does not exist), so the worker exits 78 instead of failing every job it takes. Other errors
+   * (an engine not up yet) are thrown as they are: the worker exits 1 and is restarted.
+   */
+  check?(): Promise<void>;
   /** removes what a crashed predecessor left; returns one line per removed thing */
   sweep(): Promise<string[]>;
   /** the directory whose file system holds the sandboxes, for the free-space check */

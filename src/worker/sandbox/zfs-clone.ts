@@ -35,6 +35,17 @@ export async function destroyClone(dataset: string, attempts = 5, delayMs = 200)
   }
 }
 
+/** whether `zfs list` knows the snapshot; a zfs that cannot be run is an InfraError, not "no" */
+export async function snapshotExists(snapshot: string): Promise<boolean> {
+  try {
+    await runTool('zfs', ['list', '-H', '-o', 'name', '-t', 'snapshot', snapshot]);
+    return true;
+  } catch (err) {
+    if (/does not exist|dataset not found/i.test(toolStderr(err))) return false;
+    throw err;
+  }
+}
+
 /** datasets directly or indirectly under parent whose last component is one of prefix's sandboxes */
 export async function listClones(parent: string, prefix: string): Promise<string[]> {
   const out = await runTool('zfs', ['list', '-H', '-o', 'name', '-r', parent]);

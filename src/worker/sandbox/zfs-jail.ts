@@ -7,9 +7,9 @@ import { chmod, chown, copyFile, mkdir, readFile, writeFile } from 'node:fs/prom
 import { join } from 'node:path';
 import { collectDir } from './collect-dir.js';
 import { execInJail, listJails, removeJail, startJail, unmountDevfs } from './jail.js';
-import { cloneMountpoint, createClone, destroyClone, listClones } from './zfs-clone.js';
+import { cloneMountpoint, createClone, destroyClone, listClones, snapshotExists } from './zfs-clone.js';
 import type { BackendContext, BackendFactory, JobSpec, RunHandle, Sandbox, SandboxBackend, SandboxDescription } from './types.js';
-import { InfraError } from './types.js';
+import { InfraError, SandboxConfigError } from './types.js';
 import { sandboxName, sandboxPrefix } from './sandbox-names.js';
 
 /** at the clone's root, outside /work: never collected */
@@ -164,6 +164,13 @@ export class ZfsJailBackend implements SandboxBackend {
     } catch (err) {
       await sandbox.destroy().catch(() => undefined);
       throw err instanceof InfraError ? err : new InfraError(`cannot prepare ${dataset}: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  /** the snapshot jobs are cloned from must exist */
+  async check(): Promise<void> {
+    if (!(await snapshotExists(this.opts.snapshot))) {
+      throw new SandboxConfigError(`zfs snapshot ${this.opts.snapshot} does not exist (fix --zfs-snapshot, or make it: zfs snapshot ${this.opts.snapshot})`);
     }
   }
 
