@@ -81,8 +81,9 @@ export function intFlag(args: ParsedArgs, name: string, fallback: number, min = 
   const raw = args.values[name];
   if (raw === undefined) return fallback;
   const n = parseDecimal(raw);
-  const range = max === undefined ? `>= ${min}` : `between ${min} and ${max}`;
-  if (n === undefined) throw new UsageError(`--${name} must be a decimal integer ${range}, got ${quote(raw)}`);
-  if (n < min || (max !== undefined && n > max) || n === Infinity) throw new UsageError(`--${name} must be ${range}, got ${quote(raw)}`);
+  const range = max === undefined ? `>= ${min}` : `from ${min} to ${max}`;
+  if (n === undefined || n < min || (max !== undefined && n > max) || n === Infinity) {
+    throw new UsageError(`--${name} must be a decimal integer ${range}, got ${quote(raw)}`);
+  }
   return n;
 }

@@ -109,14 +109,14 @@ t('a bad --cron, --tz or history --limit is a usage error naming it, found befor
     /^builder-client: unknown time zone "Mars\/Olympus" \(try builder-client orb-build --help\)$/);
   assert.match(oneLine(await client('schedule', 'j', 'p', script, '--tz', 'UTC'), 2), /^builder-client: --tz only applies to --cron/);
   assert.match(oneLine(await client('reschedule', 'j', '2030-01-01T00:00:00Z', '--cron', '* *'), 2), /^builder-client: invalid cron expression "\* \*"/);
-  assert.match(oneLine(await client('history', '--limit', 'abc'), 2), /^builder-client: --limit must be an integer from 1 to 10000, got "abc"/);
-  assert.match(oneLine(await client('history', 'j', '--limit', '0'), 2), /--limit must be an integer/);
+  assert.match(oneLine(await client('history', '--limit', 'abc'), 2), /^builder-client: --limit must be a decimal integer from 1 to 10000, got "abc"/);
+  assert.match(oneLine(await client('history', 'j', '--limit', '0'), 2), /--limit must be a decimal integer/);
 }));
 
 t('a worker refuses a bad --capacity, --name or PLATFORM with a usage error naming it', withTimeout(20_000, async () => {
   for (const capacity of ['1e15', '0', '1025', '2.5', '0x10', '']) {
     assert.match(oneLine(await run('worker', ['linux', '--capacity', capacity]), 2),
-      new RegExp(`^builder-worker: --capacity must be an integer from 1 to 1024, got "${capacity.replace('.', '\\.')}"`), capacity);
+      new RegExp(`^builder-worker: --capacity must be a decimal integer from 1 to 1024, got "${capacity.replace('.', '\\.')}"`), capacity);
   }
   assert.match(oneLine(await run('worker', ['linux', '--name', '']), 2), /^builder-worker: --name must not be empty/);
   assert.match(oneLine(await run('worker', ['linux', '--name', 'w'.repeat(65)]), 2), /^builder-worker: --name "w{65}" is longer than 64 bytes/);

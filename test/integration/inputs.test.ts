@@ -93,13 +93,13 @@ t('numbers are decimal, in range, and the refusal names the flag and the range',
   const file = h.script('s', 'true\n');
   for (const bad of ['0x10', '1e3', ' 5', '+5', '', '-1', '5.0']) {
     const line = oneLine(await h.client(server, ['schedule', 'j', 'linux', file, `--timeout=${bad}`]), 2);
-    assert.match(line, new RegExp(`--timeout must be a decimal integer between 1 and ${MAX_TIMEOUT_SEC}, got `), line);
+    assert.match(line, new RegExp(`--timeout must be a decimal integer from 1 to ${MAX_TIMEOUT_SEC}, got `), line);
   }
   for (const big of ['99999999999999999999999', String(MAX_TIMEOUT_SEC + 1), '0']) {
     const line = oneLine(await h.client(server, ['schedule', 'j', 'linux', file, '--timeout', big]), 2);
-    assert.match(line, new RegExp(`--timeout must be between 1 and ${MAX_TIMEOUT_SEC}, got "${big}"`), line);
+    assert.match(line, new RegExp(`--timeout must be a decimal integer from 1 to ${MAX_TIMEOUT_SEC}, got "${big}"`), line);
   }
-  assert.match(oneLine(await h.client(server, ['history', '--limit', '0x10']), 2), /--limit must be a decimal integer between 1 and 10000/);
+  assert.match(oneLine(await h.client(server, ['history', '--limit', '0x10']), 2), /--limit must be a decimal integer from 1 to 10000/);
   assert.equal((await h.info(server)).schedule, [], 'nothing was scheduled');
   // the server's own check, for a peer that sends what it likes
   const s = await session(server);
@@ -155,11 +155,11 @@ t('newlines and control characters in names and zones are escaped; a huge cron i
   const file = h.script('s', 'true\n');
   const name = oneLine(await h.client(server, ['schedule', 'bad\nrun finished\u001b[2J', 'linux', file]), 1);
   assert.match(name, /invalid job name "bad\\nrun finished\\u001b\[2J"/, name);
-  const zone = oneLine(await h.client(server, ['schedule', 'j', 'linux', file, '--cron', '0 3 * * *', '--tz', 'Europe/Berlin\nforged']), 1);
+  const zone = oneLine(await h.client(server, ['schedule', 'j', 'linux', file, '--cron', '0 3 * * *', '--tz', 'Europe/Berlin\nforged']), 2);
   assert.match(zone, /unknown time zone "Europe\/Berlin\\nforged"/, zone);
   // as long as one argument may be (128 KiB on Linux); the raw session below sends 1 MiB
   const cron = `0 3 * * * ${'x'.repeat(100_000)}`;
-  const line = oneLine(await h.client(server, ['schedule', 'j', 'linux', file, '--cron', cron]), 1);
+  const line = oneLine(await h.client(server, ['schedule', 'j', 'linux', file, '--cron', cron]), 2);
   assert.ok(line.length < 1000, `message of ${line.length} characters`);
   assert.match(line, /invalid cron expression "0 3 \* \* \* x+\.\.\." \(100010 characters\)/, line.slice(0, 300));
   // the server's own echo of what it refuses, for a peer that skips the client
