@@ -21,6 +21,7 @@ export const ERROR_CODES = [
   'BAD_ARTIFACTS', 'DIFF', 'PROVENANCE', 'KEY',
   'BAD_SECRET', 'BAD_EPOCH', // templated jobs' environment: secrets and SOURCE_DATE_EPOCH (issue 8)
   'NO_REFERENCE', // reproducibility tracking: verify finds no successful run to compare a rebuild with
+  'DISK_FULL', // faults and storage (issue 9): the state directory's disk refused a change; nothing was changed
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
 

@@ -103,6 +103,12 @@ export class Rig {
     });
   }
 
+  /** The per-run secret the worker was sent with the job (what it shows to re-attach the run). */
+  secretOf(w: FakeWorker, uuid: string): string | undefined {
+    const job = w.port.sent.find((m) => m.t === 'job' && m.uuid === uuid);
+    return job?.t === 'job' ? job.secret : undefined;
+  }
+
   /** The worker reports a result and the coordinator stores it. */
   async finish(w: FakeWorker, uuid: string, result: RunResult, lastSeq = -1): Promise<void> {
     await this.coordinator.finished(w, { t: 'finished', uuid, result, lastSeq, stats: {}, refusals: [], artifacts: 0 });

@@ -132,4 +132,10 @@ export const migrations: readonly string[] = [
   );
   ALTER TABLE queue ADD COLUMN avoid_worker TEXT;
   `,
+  // 7: the per-run secret handed to the worker with the job: a worker re-attaches a run only
+  // with its name and this secret, so no other worker can take a run over by its uuid (which
+  // info shows to every client). Runs from before it have none and go by the name alone.
+  `
+  ALTER TABLE runs ADD COLUMN secret TEXT;
+  `,
 ];
