@@ -100,7 +100,13 @@ export function lockStateDir(dir: string): { release(): void } {
     }
     throw unusable(dir, `cannot lock ${LOCK_FILE}: ${reason(err)}`, err);
   }
-  writeFileSync(pidFile, `${process.pid}\n`, { mode: 0o600 });
+  try {
+    writeFileSync(pidFile, `${process.pid}\n`, { mode: 0o600 });
+  } catch {
+    // a full disk must not keep the server from starting (it serves reads and waits for space);
+    // a stale pid is worse than none in the message a second server prints
+    rmSync(pidFile, { force: true });
+  }
   return {
     release() {
       rmSync(pidFile, { force: true });
