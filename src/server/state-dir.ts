@@ -85,8 +85,9 @@ export function lockStateDir(dir: string): { release(): void } {
   }
   try {
     db.pragma('locking_mode = EXCLUSIVE');
-    // the first write takes the exclusive lock, which EXCLUSIVE locking mode keeps until close
-    db.exec('CREATE TABLE IF NOT EXISTS holder (pid INTEGER); DELETE FROM holder; INSERT INTO holder VALUES (0);');
+    // takes the exclusive lock, which EXCLUSIVE locking mode keeps until close; it writes
+    // nothing, so a server restarted on a full disk still starts (serves reads, waits for space)
+    db.exec('BEGIN EXCLUSIVE; COMMIT');
   } catch (err) {
     db.close();
     if ((err as { code?: string }).code === 'SQLITE_BUSY') {
