@@ -23,6 +23,7 @@ export const ERROR_CODES = [
   'NO_REFERENCE', // reproducibility tracking: verify finds no successful run to compare a rebuild with
   'FORBIDDEN', 'TLS', // credentials per role and encrypted links (issue 9)
   'SANDBOX_CONFIG', // issue 14, operations: a worker's sandbox cannot work as configured (no image, base or snapshot): exit 78
+  'DISK_FULL', // faults and storage (issue 9): the state directory's disk refused a change; nothing was changed
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
 

@@ -3,7 +3,7 @@
 // BUILDER_TOKEN_FILE, then the server's default file when they can read it (same host). A peer's
 // token is the admin token or a named one (builder:NAME:HEX, see src/protocol/auth.ts).
 import { randomBytes } from 'node:crypto';
-import { readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { readFileSync, writeFileSync, existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { BuilderError } from './errors.js';
 import { defaultStateDir } from './paths.js';
@@ -19,10 +19,32 @@ const read = (file: string): string => {
   return text;
 };
 
+/**
+ * The server refuses a token file that other users may read or write: anyone who reads it is an
+ * admin of the server. (Its group may: a shared group is how workers on the host read it.)
+ */
+function checkPrivate(file: string): void {
+  let mode: number;
+  try {
+    mode = statSync(file).mode & 0o777;
+  } catch {
+    return; // read() names the problem
+  }
+  if ((mode & 0o006) !== 0) {
+    throw new BuilderError('TOKEN', `token file ${file} is readable or writable by other users (mode ${mode.toString(8).padStart(4, '0')}): chmod o-rw ${file}`);
+  }
+}
+
 export function serverToken(stateDir: string, tokenFile: string | undefined): { token: string; file: string; created: boolean } {
-  if (tokenFile) return { token: read(tokenFile), file: tokenFile, created: false };
+  if (tokenFile) {
+    checkPrivate(tokenFile);
+    return { token: read(tokenFile), file: tokenFile, created: false };
+  }
   const file = join(stateDir, 'token');
-  if (existsSync(file)) return { token: read(file), file, created: false };
+  if (existsSync(file)) {
+    checkPrivate(file);
+    return { token: read(file), file, created: false };
+  }
   const token = randomBytes(32).toString('hex');
   // 'wx': never overwrite a token another server process wrote a moment ago
   writeFileSync(file, token + '\n', { mode: 0o600, flag: 'wx' });

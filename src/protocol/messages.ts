@@ -30,8 +30,8 @@ const runStats = record({ peakMemoryBytes: opt(int), cpuMs: opt(int) });
 export type RunStats = Infer<typeof runStats>;
 const refusal = record({ path: str, reason: str });
 export type Refusal = Infer<typeof refusal>;
-/** A run a worker still holds when it (re)connects. */
-const heldRun = record({ uuid: str, lastSeq: int, finished: bool });
+/** A run a worker still holds when it (re)connects, with the secret its job came with. */
+const heldRun = record({ uuid: str, lastSeq: int, finished: bool, secret: opt(str) });
 export type HeldRun = Infer<typeof heldRun>;
 const workerHelloInfo = record({ name: str, platform: str, capacity: int, running: arrayOf(heldRun) });
 export type WorkerHelloInfo = Infer<typeof workerHelloInfo>;
@@ -133,6 +133,8 @@ const job = record({
   t: literal('job'), uuid: str, name: str, platform: str, script: scriptBytes, timeoutMs: int,
   // the job's SOURCE_DATE_EPOCH (seconds) and its extra environment (its secrets), never in the script
   sourceDateEpoch: int, env: opt(mapOf(str)),
+  // the run's own secret: shown back in the hello to re-attach the run after a reconnect
+  secret: opt(str),
 });
 /** worker -> server: console lines, numbered from seq on */
 const output = record({ t: literal('output'), uuid: str, seq: int, lines: arrayOf(tuple(int, bytes)) });

@@ -83,8 +83,8 @@ export class Coordinator {
   output(w: WorkerSession, msg: Output): void {
     this.ledger.output(w, msg);
   }
-  artifactStart(w: WorkerSession, msg: ArtifactStart): void {
-    this.ledger.artifactStart(w, msg);
+  artifactStart(w: WorkerSession, msg: ArtifactStart): Promise<void> | undefined {
+    return this.ledger.artifactStart(w, msg);
   }
   artifactChunk(w: WorkerSession, msg: Chunk): Promise<void> | undefined {
     return this.ledger.artifactChunk(w, msg);

@@ -1,8 +1,9 @@
 // Hands queued jobs to free workers: keeps the set of connected workers, starts runs (a new
 // uuid, the row stored, the job sent) and wakes when an entry held back by a retry back-off
 // becomes due. It dispatches again whenever a slot may have opened: a worker joins or reports
-// its status, a queue changes, or a run finishes (run:finished).
-import { randomUUID } from 'node:crypto';
+// its status, a queue changes, or a run finishes (run:finished). When the disk refuses to store
+// a new run, dispatch waits: the entry stays queued, and it tries again every few seconds.
+import { randomBytes, randomUUID } from 'node:crypto';
 import type { Logger } from '../common/log.js';
 import { errorMessage } from '../common/errors.js';
 import type { HeldRun, ScriptBytes } from '../protocol/messages.js';
@@ -11,7 +12,7 @@ import type { ServerConfig } from './config.js';
 import type { ServerEvents } from './events.js';
 import type { Observing } from './observing.js';
 import type { RunLedger } from './run-ledger.js';
-import type { Store } from './store/index.js';
+import { isStorageFault, type Store } from './store/index.js';
 import type { JobSecrets } from './job-secrets.js';
 import type { BuildInputs } from './attest.js';
 import { hasTemplate, renderOrbScript, sourceDateEpochOf } from './templates.js';
@@ -28,9 +29,15 @@ export interface DispatchParts {
   secrets: JobSecrets;
 }
 
+/** how long dispatch waits before trying again after the disk refused a new run */
+export const DISPATCH_RETRY_MS = 2_000;
+
 export class Dispatcher {
   readonly workers = new Set<WorkerSession>();
   private retryTimer: TimerHandle | undefined;
+  private storeTimer: TimerHandle | undefined;
+  /** the disk refused the last run started; logged once until a run starts again */
+  private storeFailing = false;
   private readonly store: Store;
   private readonly config: ServerConfig;
   private readonly log: Logger;
@@ -43,18 +50,25 @@ export class Dispatcher {
 
   stop(): void {
     this.clock.clearTimeout(this.retryTimer);
+    this.clock.clearTimeout(this.storeTimer);
   }
 
   /** A worker connected: it keeps the runs it may re-attach, and its platform becomes known. */
   workerJoined(w: WorkerSession, held: HeldRun[]): ReturnType<RunLedger['adopt']> {
     const adopted = this.parts.ledger.adopt(w, held);
     this.workers.add(w);
-    const isNew = this.store.addPlatform(w.platform);
-    if (!hasTemplate(this.config.configDir, w.platform)) {
-      if (this.store.orbJobs().length > 0) {
-        this.log.warn('no orb-build template for this platform; templated jobs will not run here', { platform: w.platform, worker: w.name });
-      }
-    } else if (isNew) this.collectOrbJobs(w.platform);
+    try {
+      const isNew = this.store.addPlatform(w.platform);
+      if (!hasTemplate(this.config.configDir, w.platform)) {
+        if (this.store.orbJobs().length > 0) {
+          this.log.warn('no orb-build template for this platform; templated jobs will not run here', { platform: w.platform, worker: w.name });
+        }
+      } else if (isNew) this.collectOrbJobs(w.platform);
+    } catch (err) {
+      if (!isStorageFault(err)) throw err;
+      // the worker is served all the same; its platform is recorded when it next joins
+      this.log.error('cannot record the worker\'s platform', { platform: w.platform, worker: w.name, error: errorMessage(err) });
+    }
     this.parts.events.emit('worker:joined', { name: w.name, platform: w.platform, capacity: w.capacity });
     return adopted;
   }
@@ -77,13 +91,27 @@ export class Dispatcher {
   /** Gives queued jobs to free workers of the platform (or of every platform). */
   dispatch(platform?: string): void {
     const now = this.clock.now();
-    for (const w of this.workers) {
-      if (platform !== undefined && w.platform !== platform) continue;
-      while (freeSlots(w) > 0 && !this.store.isDropped(w.platform)) {
-        // an entry that avoids this worker (verify's rebuild) waits for another one while one is there
-        const entry = this.hasPeer(w) ? this.store.nextQueuedFor(w.platform, now, w.name) : this.store.nextQueued(w.platform, now);
-        if (!entry) break;
-        this.startRun(w, entry.job, entry.attempt);
+    try {
+      for (const w of this.workers) {
+        if (platform !== undefined && w.platform !== platform) continue;
+        while (freeSlots(w) > 0 && !this.store.isDropped(w.platform)) {
+          // an entry that avoids this worker (verify's rebuild) waits for another one while one is there
+          const entry = this.hasPeer(w) ? this.store.nextQueuedFor(w.platform, now, w.name) : this.store.nextQueued(w.platform, now);
+          if (!entry) break;
+          this.startRun(w, entry.job, entry.attempt);
+        }
+      }
+    } catch (err) {
+      if (!isStorageFault(err)) throw err;
+      if (!this.storeFailing) {
+        this.log.error('cannot store a new run; dispatch waits until the disk takes it', { error: errorMessage(err), retryInMs: DISPATCH_RETRY_MS });
+      }
+      this.storeFailing = true;
+      if (this.storeTimer === undefined) {
+        this.storeTimer = this.clock.setTimeout(() => {
+          this.storeTimer = undefined;
+          this.dispatch();
+        }, DISPATCH_RETRY_MS);
       }
     }
     this.armRetryTimer(now);
@@ -139,15 +167,21 @@ export class Dispatcher {
     } catch (err) {
       failure = errorMessage(err);
     }
+    // the worker shows it back to re-attach the run after a reconnect; no other worker knows it
+    const secret = randomBytes(24).toString('base64url');
     this.store.tx(() => {
       this.store.dequeue(w.platform, jobName);
-      this.store.insertRun({ uuid, job: jobName, platform: w.platform, worker: w.name, script, attempt, timeout_sec: timeoutSec, started });
+      this.store.insertRun({ uuid, job: jobName, platform: w.platform, worker: w.name, script, attempt, timeout_sec: timeoutSec, started, secret });
     });
-    const run = { uuid, job: jobName, script, attempt, timeoutSec, started, buildInputs, secrets: env && Object.values(env) };
+    if (this.storeFailing) {
+      this.storeFailing = false;
+      this.log.info('the disk takes new runs again; dispatch goes on');
+    }
+    const run = { uuid, job: jobName, script, attempt, timeoutSec, started, buildInputs, secrets: env && Object.values(env), secret };
     if (failure === undefined) {
       this.parts.ledger.open(w, run);
       w.port.send({
-        t: 'job', uuid, name: jobName, platform: w.platform, script, timeoutMs: timeoutSec * 1000, sourceDateEpoch, ...(env ? { env } : {}),
+        t: 'job', uuid, name: jobName, platform: w.platform, script, timeoutMs: timeoutSec * 1000, sourceDateEpoch, ...(env ? { env } : {}), secret,
       });
       this.log.info('run started', { run: uuid, job: jobName, platform: w.platform, worker: w.name, attempt });
     } else {

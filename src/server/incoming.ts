@@ -1,64 +1,114 @@
 // Receives one run's artifacts as they stream in: each lands on disk chunk by chunk and is
 // hashed on the way, so no artifact is ever held whole in memory.
+//
+// What reaches the finished result is only what arrived whole and checked: an artifact whose
+// path is unacceptable, whose file cannot be written (disk full, a name the file system refuses),
+// that arrived short or corrupted, or that was still incomplete when the next one began, the run
+// finished, or the worker went away, is removed from disk and listed as refused with its reason
+// (and, when incomplete, how much of it arrived). Every file handle is closed on each of those
+// paths; a failed write never stops the messages that follow (the run's result, other runs).
 import { createHash, type Hash } from 'node:crypto';
-import { createWriteStream, type WriteStream } from 'node:fs';
-import { mkdir, rm } from 'node:fs/promises';
-import { once } from 'node:events';
+import { mkdir, open, rm, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { artifactPathProblem } from '../common/names.js';
+import { ArtifactPaths, normaliseArtifactPath } from '../common/names.js';
 import type { Refusal } from '../protocol/messages.js';
 import type { ArtifactRow } from '../results/index.js';
 
+/** bytes handed to the disk and not yet written before a chunk waits: receiving and writing overlap */
 const WRITE_AHEAD = 4 * 1024 * 1024;
 
 interface Open {
+  /** the normalised path; the path as sent when it was refused */
   path: string;
+  file: string | undefined;
   size: number;
   mode: number;
   received: number;
   hash: Hash;
-  out: WriteStream | undefined;
+  handle: FileHandle | undefined;
+  /** why it cannot be stored: set on the first failed open or write; later chunks are only counted */
   failed: string | undefined;
-  ready: Promise<void>;
+  /** the open and every write so far, in order; never rejects */
+  writing: Promise<void>;
+  queued: number;
+}
+
+/** An error from the file system as one short reason, without the (long) path it names. */
+function fsReason(err: unknown): string {
+  const e = err as NodeJS.ErrnoException;
+  const text = (e.message ?? String(err)).replace(/, \w+ '.*$/s, '');
+  return e.code && !text.startsWith(e.code) ? `${e.code}: ${text}` : text;
 }
 
 export class IncomingArtifacts {
   readonly stored: ArtifactRow[] = [];
   readonly refusals: Refusal[] = [];
+  private paths = new ArtifactPaths();
   private current: Open | undefined;
+  /** abandoned artifacts being cleared away */
+  private settling: Promise<void> = Promise.resolve();
 
   constructor(private readonly root: string) {}
 
-  /** Starts an artifact; returns a refusal reason when its path is unacceptable. */
-  begin(path: string, size: number, mode: number): void {
-    this.abortCurrent();
-    const problem = artifactPathProblem(path) ?? (this.stored.some((a) => a.path === path) ? 'sent twice' : undefined);
-    const file = join(this.root, 'artifacts', path);
-    const cur: Open = { path, size, mode, received: 0, hash: createHash('sha256'), out: undefined, failed: undefined, ready: Promise.resolve() };
-    if (problem) {
-      this.refusals.push({ path, reason: problem });
-    } else {
-      // the stream opens its file at once, so the directory must exist first
-      cur.ready = mkdir(dirname(file), { recursive: true }).then(
-        () => {
-          // a few chunks in flight to the disk, so receiving and writing overlap
-          cur.out = createWriteStream(file, { mode: (mode & 0o777) | 0o600, highWaterMark: WRITE_AHEAD });
-          cur.out.on('error', (err) => (cur.failed = err.message));
-        },
-        (err: Error) => void (cur.failed = err.message),
-      );
-    }
-    this.current = cur;
+  private get dir(): string {
+    return join(this.root, 'artifacts');
   }
 
-  /** Writes a chunk; resolves when the disk has taken it, so the caller can pause its socket. */
+  /**
+   * Starts an artifact; one with an unacceptable path is refused and its chunks are dropped. It
+   * is current at once (chunks may follow before the returned promise settles); the promise
+   * settles when an artifact still incomplete before it has been cleared away.
+   */
+  begin(rawPath: string, size: number, mode: number): Promise<void> {
+    const before = this.abandon('the next artifact began');
+    const normal = normaliseArtifactPath(rawPath);
+    const problem = 'problem' in normal ? normal.problem : this.paths.take(normal.path);
+    const path = 'path' in normal ? normal.path : rawPath;
+    const cur: Open = {
+      path, file: undefined, size, mode, received: 0, hash: createHash('sha256'), handle: undefined,
+      failed: problem, writing: Promise.resolve(), queued: 0,
+    };
+    this.current = cur;
+    if (problem !== undefined) {
+      this.refusals.push({ path: rawPath, reason: problem });
+      return before;
+    }
+    const file = join(this.dir, path);
+    cur.file = file;
+    cur.writing = (async () => {
+      try {
+        await mkdir(dirname(file), { recursive: true, mode: 0o700 });
+        // 'wx': a file already there is a bug or a race, never something to append to; only the
+        // owner may read a stored artifact (its mode as sent is kept in run.json)
+        cur.handle = await open(file, 'wx', (mode & 0o700) | 0o600);
+      } catch (err) {
+        cur.failed = fsReason(err);
+      }
+    })();
+    return before;
+  }
+
+  /** Writes a chunk; resolves when the disk has (nearly) caught up, so the caller can pause its socket. */
   async chunk(data: Buffer): Promise<void> {
     const cur = this.current;
     if (!cur) return;
     cur.received += data.length;
     cur.hash.update(data);
-    await cur.ready;
-    if (cur.out && !cur.failed && !cur.out.write(data)) await Promise.race([once(cur.out, 'drain'), once(cur.out, 'error')]);
+    if (cur.file === undefined) return;
+    cur.queued += data.length;
+    cur.writing = cur.writing.then(async () => {
+      cur.queued -= data.length;
+      if (cur.failed !== undefined || !cur.handle) return;
+      try {
+        let off = 0;
+        while (off < data.length) off += (await cur.handle.write(data, off, data.length - off)).bytesWritten;
+      } catch (err) {
+        cur.failed = fsReason(err);
+        // what could not be written is useless, and on a full disk it holds the space others need
+        await this.discard(cur);
+      }
+    });
+    if (cur.queued > WRITE_AHEAD) await cur.writing;
   }
 
   async end(sha256: string): Promise<void> {
@@ -66,22 +116,27 @@ export class IncomingArtifacts {
     this.current = undefined;
     if (!cur) return;
     const digest = cur.hash.digest('hex');
-    await cur.ready;
-    if (!cur.out) return;
-    cur.out.end();
-    await once(cur.out, 'close');
-    if (cur.failed) {
-      this.refusals.push({ path: cur.path, reason: `cannot store: ${cur.failed}` });
+    await cur.writing;
+    if (cur.file === undefined) return; // refused at begin
+    if (cur.failed === undefined && (cur.received !== cur.size || digest !== sha256)) {
+      cur.failed = `corrupted in transfer: expected ${cur.size} bytes sha256 ${sha256}, got ${cur.received} bytes sha256 ${digest}`;
+    } else if (cur.failed !== undefined) {
+      cur.failed = `cannot store: ${cur.failed}`;
+    }
+    if (cur.failed === undefined) {
+      try {
+        // on disk before the run's record says it is: the result is acknowledged after this
+        await cur.handle!.sync();
+      } catch (err) {
+        cur.failed = `cannot store: ${fsReason(err)}`;
+      }
+    }
+    if (cur.failed !== undefined) {
+      this.refusals.push({ path: cur.path, reason: cur.failed });
+      await this.discard(cur);
       return;
     }
-    if (cur.received !== cur.size || digest !== sha256) {
-      this.refusals.push({
-        path: cur.path,
-        reason: `corrupted in transfer: expected ${cur.size} bytes sha256 ${sha256}, got ${cur.received} bytes sha256 ${digest}`,
-      });
-      await rm(join(this.root, 'artifacts', cur.path), { force: true });
-      return;
-    }
+    await this.close(cur);
     this.stored.push({ path: cur.path, size: cur.size, mode: cur.mode, sha256: digest });
   }
 
@@ -89,16 +144,49 @@ export class IncomingArtifacts {
     return this.current !== undefined;
   }
 
-  private abortCurrent(): void {
-    if (this.current?.out) this.current.out.destroy();
+  /**
+   * The artifact being received will not be completed (the run finished, the next one began,
+   * the worker went away): its file goes and it is listed as refused with what arrived.
+   */
+  abandon(why: string): Promise<void> {
+    const cur = this.current;
+    if (!cur) return this.settling;
     this.current = undefined;
+    const done = (async () => {
+      await cur.writing;
+      if (cur.file === undefined) return; // refused at begin already
+      const reason = cur.failed !== undefined ? `cannot store: ${cur.failed}` : `incomplete: ${cur.received} of ${cur.size} bytes arrived (${why})`;
+      this.refusals.push({ path: cur.path, reason });
+      await this.discard(cur);
+    })();
+    // a reset waits for this, so the refusal cannot land after it
+    this.settling = this.settling.then(() => done);
+    return this.settling;
   }
 
   /** Throws away everything received so far (the worker will send again). */
   async reset(): Promise<void> {
-    this.abortCurrent();
+    const cur = this.current;
+    this.current = undefined;
+    await this.settling;
+    if (cur) {
+      await cur.writing;
+      await this.close(cur);
+    }
     this.stored.length = 0;
     this.refusals.length = 0;
-    await rm(join(this.root, 'artifacts'), { recursive: true, force: true });
+    this.paths = new ArtifactPaths();
+    await rm(this.dir, { recursive: true, force: true });
+  }
+
+  private async close(cur: Open): Promise<void> {
+    const handle = cur.handle;
+    cur.handle = undefined;
+    await handle?.close().catch(() => undefined);
+  }
+
+  private async discard(cur: Open): Promise<void> {
+    await this.close(cur);
+    if (cur.file !== undefined) await rm(cur.file, { force: true }).catch(() => undefined);
   }
 }

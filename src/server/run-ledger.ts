@@ -3,6 +3,12 @@
 // run waits leaseMs for the worker to re-attach, then is recorded as an infrastructure failure
 // (and retried under a new uuid by the dispatcher), and the old uuid is dead for good. A run past
 // its timeout is ended here too, as a backstop for a worker that cannot end it itself.
+//
+// A full disk stops nothing for good: console lines that cannot be stored wait in memory
+// (bounded), a result that cannot be written or recorded waits with its worker unacknowledged,
+// and both are tried again every few seconds until the disk takes them. Only a worker that
+// shows the run's name and secret (handed out with the job) may re-attach a run.
+import { timingSafeEqual } from 'node:crypto';
 import type { Logger } from '../common/log.js';
 import { errorMessage } from '../common/errors.js';
 import { describeResult } from '../protocol/describe.js';
@@ -17,10 +23,14 @@ import type { ServerEvents } from './events.js';
 import { IncomingArtifacts } from './incoming.js';
 import type { JobSecrets } from './job-secrets.js';
 import type { Observing } from './observing.js';
-import type { RunRow, Store } from './store/index.js';
+import { isStorageFault, type RunRow, type Store } from './store/index.js';
 import type { WorkerSession } from './worker-session.js';
 
 const DEADLINE_GRACE_MS = 10_000;
+/** how often what the disk refused (console lines, results) is tried again */
+export const STORE_RETRY_MS = 2_000;
+/** console lines of one run kept in memory while the disk refuses them; the oldest go first past it */
+const MAX_UNSAVED_BYTES = 16 * 1024 * 1024;
 
 export interface LiveRun {
   uuid: string;
@@ -44,9 +54,27 @@ export interface LiveRun {
   buildInputs?: BuildInputs | undefined;
   /** hides the job's secrets in its console and messages; undefined for a job without any */
   masker: Masker | undefined;
+  /** what the worker must show to re-attach the run; undefined for runs from before secrets */
+  secret: string | undefined;
+  /** console lines the disk did not take yet, oldest first: [seq, ms, data] */
+  unsaved: Array<[number, number, Buffer]>;
+  unsavedBytes: number;
+}
+
+/** A finished run whose result the disk has not taken yet: stored again until it does. */
+interface Completion {
+  run: LiveRun;
+  meta: RunMeta;
+  retry: boolean;
+  retryAtOnce: boolean;
+  ackTo: WorkerSession | undefined;
+  /** the result directory once written; null when its files cannot be written for good */
+  dir: string | null | undefined;
+  attempts: number;
 }
 
 export type NewRun = Pick<LiveRun, 'uuid' | 'job' | 'script' | 'attempt' | 'timeoutSec' | 'started' | 'buildInputs'> & {
+  secret?: string | undefined;
   /** the values of the job's secrets, to mask */
   secrets?: readonly string[] | undefined;
 };
@@ -69,6 +97,10 @@ const isInfra = (r: RunResult): boolean => r.kind === 'failed' && r.infra;
 
 export class RunLedger {
   readonly live = new Map<string, LiveRun>();
+  /** results waiting for the disk, and runs whose console lines wait */
+  private readonly stalled = new Set<Completion>();
+  private readonly unsavedRuns = new Set<LiveRun>();
+  private retryTimer: TimerHandle | undefined;
   private readonly store: Store;
   private readonly config: ServerConfig;
   private readonly log: Logger;
@@ -90,6 +122,8 @@ export class RunLedger {
   }
 
   stop(): void {
+    this.clock.clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
     for (const run of this.live.values()) {
       this.clock.clearTimeout(run.lease);
       this.clock.clearTimeout(run.deadline);
@@ -117,11 +151,12 @@ export class RunLedger {
     return this.complete(run, { kind: 'failed', message, infra: false }, {}, []);
   }
 
-  private newLive(w: WorkerSession, { secrets, ...r }: NewRun): LiveRun {
+  private newLive(w: WorkerSession, { secrets, secret, ...r }: NewRun): LiveRun {
     return {
       ...r, platform: w.platform, workerName: w.name, worker: w, nextSeq: 0, lease: undefined, deadline: undefined,
       incoming: new IncomingArtifacts(incomingDir(this.config.stateDir, r.uuid)), finishing: false,
       masker: secrets && secrets.length > 0 ? makeMasker(secrets) : undefined,
+      secret, unsaved: [], unsavedBytes: 0,
     };
   }
 
@@ -149,10 +184,18 @@ export class RunLedger {
         abandon.push(h.uuid);
         continue;
       }
+      // only the worker the run was handed to: its name, and the secret that came with the job
+      if (run.workerName !== w.name || !sameSecret(run.secret, h.secret)) {
+        this.log.warn('a worker claimed a run it was not given; refused', {
+          run: run.uuid, job: run.job, worker: w.name, holder: run.workerName,
+          why: run.workerName !== w.name ? 'another worker\'s run' : 'wrong or missing run secret',
+        });
+        abandon.push(h.uuid);
+        continue;
+      }
       this.clock.clearTimeout(run.lease);
       run.lease = undefined;
       run.worker = w;
-      run.workerName = w.name;
       w.runs.add(run.uuid);
       attach.push({ uuid: run.uuid, haveSeq: run.nextSeq - 1 });
       this.log.info('run re-attached', { run: run.uuid, job: run.job, worker: w.name });
@@ -168,6 +211,8 @@ export class RunLedger {
       const run = this.live.get(uuid);
       if (!run || run.worker !== w) continue;
       run.worker = undefined;
+      // an artifact it was sending will not be completed: its partial file goes now
+      void run.incoming.abandon(`worker lost: ${reason}`);
       this.log.warn('worker lost during run; waiting for it to re-attach', {
         run: uuid, job: run.job, worker: w.name, reason, leaseMs: this.config.leaseMs,
       });
@@ -211,13 +256,56 @@ export class RunLedger {
     const fresh: Array<[number, Buffer]> = masker ? sent.map(([ms, data]) => [ms, masker.mask(data)]) : sent;
     if (fresh.length === 0) return;
     const seq = msg.seq + skip;
-    this.store.addLines(run.uuid, seq, fresh);
+    this.saveLines(run, seq, fresh);
     run.nextSeq = seq + fresh.length;
     this.parts.observing.lines(run.uuid, fresh);
   }
 
-  artifactStart(w: WorkerSession, msg: ArtifactStart): void {
-    this.owned(w, msg.uuid)?.incoming.begin(msg.path, msg.size, msg.mode);
+  /** Stores console lines, or keeps them (bounded) until the disk takes them again. */
+  private saveLines(run: LiveRun, seq: number, lines: Array<[number, Buffer]>): void {
+    if (run.unsaved.length === 0) {
+      try {
+        this.store.addLines(run.uuid, seq, lines);
+        return;
+      } catch (err) {
+        if (!isStorageFault(err)) throw err;
+        this.log.error('cannot store console lines; they are kept in memory until the disk takes them', {
+          run: run.uuid, job: run.job, error: errorMessage(err),
+        });
+      }
+    }
+    lines.forEach(([ms, data], i) => run.unsaved.push([seq + i, ms, data]));
+    run.unsavedBytes += lines.reduce((n, [, d]) => n + d.length + 32, 0);
+    let dropped = 0;
+    while (run.unsavedBytes > MAX_UNSAVED_BYTES && run.unsaved.length > 1) {
+      run.unsavedBytes -= run.unsaved.shift()![2].length + 32;
+      dropped++;
+    }
+    if (dropped > 0) this.log.warn('console lines dropped: the disk is full and too many wait', { run: run.uuid, dropped });
+    this.unsavedRuns.add(run);
+    this.armRetry();
+  }
+
+  /** Stores a run's waiting console lines; false when the disk still refuses them. */
+  private flushLines(run: LiveRun): boolean {
+    if (run.unsaved.length === 0) return true;
+    try {
+      this.store.tx(() => {
+        for (const [seq, ms, data] of run.unsaved) this.store.addLines(run.uuid, seq, [[ms, data]]);
+      });
+    } catch (err) {
+      if (!isStorageFault(err)) throw err;
+      return false;
+    }
+    this.log.info('console lines stored after the disk refused them', { run: run.uuid, lines: run.unsaved.length });
+    run.unsaved = [];
+    run.unsavedBytes = 0;
+    this.unsavedRuns.delete(run);
+    return true;
+  }
+
+  artifactStart(w: WorkerSession, msg: ArtifactStart): Promise<void> | undefined {
+    return this.owned(w, msg.uuid)?.incoming.begin(msg.path, msg.size, msg.mode);
   }
 
   artifactChunk(w: WorkerSession, msg: Chunk): Promise<void> | undefined {
@@ -234,14 +322,15 @@ export class RunLedger {
     if (msg.lastSeq >= run.nextSeq) {
       this.log.warn('result arrived with console lines missing', { run: run.uuid, have: run.nextSeq - 1, sent: msg.lastSeq });
     }
-    const refusals = [...msg.refusals, ...run.incoming.refusals];
+    // an artifact announced and not sent whole is not part of the result
+    await run.incoming.abandon('the run finished before it was sent whole');
+    const refusals = [...msg.refusals];
     if (run.incoming.stored.length + run.incoming.refusals.length < msg.artifacts) {
       refusals.push({ path: '*', reason: `worker announced ${msg.artifacts} artifacts, ${run.incoming.stored.length} arrived` });
     }
     const result: RunResult = run.masker && msg.result.kind === 'failed'
       ? { ...msg.result, message: run.masker.maskText(msg.result.message) } : msg.result;
-    const masked = run.masker ? refusals.map((r) => ({ ...r, reason: run.masker!.maskText(r.reason) })) : refusals;
-    await this.complete(run, result, msg.stats, masked, { ackTo: w, sandbox: msg.sandbox });
+    await this.complete(run, result, msg.stats, refusals, { ackTo: w, sandbox: msg.sandbox });
   }
 
   /** A user's cancel: the worker kills the run; a run without a worker ends here. */
@@ -257,7 +346,9 @@ export class RunLedger {
 
   /**
    * Stores a run's result (files first, then one transaction holding the run's row, its retry
-   * and its upload), then tells everyone: the worker (ack), observers, and run:finished.
+   * and its upload), then tells everyone: the worker (ack), observers, and run:finished. When the
+   * disk refuses, the run waits (unacknowledged, so its worker keeps it) and is stored again
+   * every few seconds; this never throws.
    */
   private async complete(
     run: LiveRun, result: RunResult, stats: Finished['stats'], refusals: Finished['refusals'],
@@ -267,30 +358,68 @@ export class RunLedger {
     run.finishing = true;
     this.clock.clearTimeout(run.lease);
     this.clock.clearTimeout(run.deadline);
+    // an artifact cut short (lease, timeout, cancel) is refused with what arrived, its file removed
+    await run.incoming.abandon('the run ended before it was sent whole');
+    const all = [...refusals, ...run.incoming.refusals];
+    const masked = run.masker ? all.map((r) => ({ ...r, reason: run.masker!.maskText(r.reason) })) : all;
     const finished = this.clock.now();
     const meta: RunMeta = {
       uuid: run.uuid, job: run.job, platform: run.platform, worker: run.workerName, attempt: run.attempt,
       started: new Date(run.started).toISOString(), finished: new Date(finished).toISOString(),
-      result, stats, refusals, artifacts: run.incoming.stored, ...(sandbox ? { sandbox } : {}),
+      result, stats, refusals: masked, artifacts: run.incoming.stored, ...(sandbox ? { sandbox } : {}),
     };
-    let dir: string | null = null;
-    try {
-      dir = await writeResult(this.config.stateDir, meta, run.script, this.store.lines(run.uuid), { provenance: this.provenanceOf(run) });
-    } catch (err) {
-      // the database row still records the result; the files are what could not be written
-      this.log.error('cannot write result files', { run: run.uuid, job: run.job, error: errorMessage(err) });
-    }
     const retry = isInfra(result) && run.attempt < this.config.maxAttempts;
-    this.store.tx(() => {
-      this.store.finishRun({ uuid: run.uuid, finished, result, stats, refusals, dir, artifacts: run.incoming.stored });
-      if (retry && !this.store.isDropped(run.platform) && this.store.job(run.job)) {
-        // a lost worker says nothing about the job: it goes straight back to the front
-        const backoff = retryAtOnce ? 0 : this.config.retryBackoffMs * 2 ** (run.attempt - 1);
-        this.store.enqueueFront(run.platform, run.job, run.attempt + 1, finished + backoff);
+    const c: Completion = { run, meta, retry, retryAtOnce, ackTo, dir: undefined, attempts: 0 };
+    if (!(await this.persist(c))) {
+      this.stalled.add(c);
+      this.armRetry();
+    }
+  }
+
+  /** Writes the result's files and records the run; false when the disk refused (tried again later). */
+  private async persist(c: Completion): Promise<boolean> {
+    const { run, meta } = c;
+    c.attempts++;
+    try {
+      if (!this.flushLines(run)) throw Object.assign(new Error('console lines cannot be stored'), { code: 'SQLITE_FULL' });
+      if (c.dir === undefined) {
+        try {
+          c.dir = await writeResult(this.config.stateDir, meta, run.script, this.store.lines(run.uuid), { provenance: this.provenanceOf(run) });
+        } catch (err) {
+          if (isStorageFault(err)) throw err;
+          // the database row still records the result; the files are what could not be written
+          this.log.error('cannot write result files', { run: run.uuid, job: run.job, error: errorMessage(err) });
+          c.dir = null;
+        }
       }
-      // in the same transaction, so no stored build can miss its upload
-      if (this.parts.uploads && dir !== null && isUploadable(result)) this.store.uploads.add(run.uuid, run.job, dir, finished);
-    });
+      const { dir } = c;
+      const finished = Date.parse(meta.finished);
+      this.store.tx(() => {
+        this.store.finishRun({ uuid: run.uuid, finished, result: meta.result, stats: meta.stats, refusals: meta.refusals, dir, artifacts: meta.artifacts });
+        if (c.retry && !this.store.isDropped(run.platform) && this.store.job(run.job)) {
+          // a lost worker says nothing about the job: it goes straight back to the front
+          const backoff = c.retryAtOnce ? 0 : this.config.retryBackoffMs * 2 ** (run.attempt - 1);
+          this.store.enqueueFront(run.platform, run.job, run.attempt + 1, finished + backoff);
+        }
+        // in the same transaction, so no stored build can miss its upload
+        if (this.parts.uploads && dir !== null && isUploadable(meta.result)) this.store.uploads.add(run.uuid, run.job, dir, finished);
+      });
+    } catch (err) {
+      if (c.attempts === 1 || !isStorageFault(err)) {
+        this.log.error('cannot store a finished run; it is tried again until the disk takes it', {
+          run: run.uuid, job: run.job, error: errorMessage(err), retryInMs: STORE_RETRY_MS,
+        });
+      }
+      return false;
+    }
+    if (c.attempts > 1) this.log.info('finished run stored after the disk refused it', { run: run.uuid, job: run.job, attempts: c.attempts });
+    this.ended(c);
+    return true;
+  }
+
+  private ended({ run, meta, retry, ackTo, dir }: Completion): void {
+    const finished = Date.parse(meta.finished);
+    const result = meta.result;
     this.live.delete(run.uuid);
     run.worker?.runs.delete(run.uuid);
     this.log.info('run finished', {
@@ -299,12 +428,34 @@ export class RunLedger {
     });
     // the ack goes before any new job (the dispatcher hears run:finished), so the worker has a
     // free slot when the job arrives
-    ackTo?.port.send({ t: 'ack', uuid: run.uuid });
+    if (ackTo && !ackTo.port.closed) ackTo.port.send({ t: 'ack', uuid: run.uuid });
     this.parts.observing.ended(run.uuid, result);
     this.parts.events.emit('run:finished', {
       uuid: run.uuid, job: run.job, platform: run.platform, worker: run.workerName, attempt: run.attempt,
-      result, finished, dir, retried: retry,
+      result, finished, dir: dir ?? null, retried: retry,
     });
+  }
+
+  /** Tries again, every few seconds, what the disk refused: waiting console lines, then results. */
+  private armRetry(): void {
+    if (this.retryTimer !== undefined) return;
+    this.retryTimer = this.clock.setTimeout(() => {
+      this.retryTimer = undefined;
+      void this.retryStalled();
+    }, STORE_RETRY_MS);
+  }
+
+  private async retryStalled(): Promise<void> {
+    try {
+      for (const run of [...this.unsavedRuns]) if (!run.finishing && !this.flushLines(run)) break;
+      for (const c of [...this.stalled]) {
+        if (!(await this.persist(c))) break;
+        this.stalled.delete(c);
+      }
+    } catch (err) {
+      this.log.error('cannot store what waits for the disk', { error: errorMessage(err) });
+    }
+    if (this.stalled.size > 0 || this.unsavedRuns.size > 0) this.armRetry();
   }
 
   /** Signs the run's provenance when the result is written; a failure costs the provenance only. */
@@ -351,7 +502,7 @@ export class RunLedger {
       attempt: row.attempt, timeoutSec: row.timeout_sec, started: row.started, worker: undefined,
       nextSeq: this.store.lastSeq(row.uuid) + 1, lease: undefined, deadline: undefined,
       incoming: new IncomingArtifacts(incomingDir(this.config.stateDir, row.uuid)), finishing: false,
-      masker: this.maskerOf(row.job),
+      masker: this.maskerOf(row.job), secret: row.secret ?? undefined, unsaved: [], unsavedBytes: 0,
     };
   }
 }
@@ -363,4 +514,13 @@ export class RunLedger {
 function sourceDateEpochOf(row: object | undefined): number | undefined {
   const value = (row as { source_date_epoch?: unknown } | undefined)?.source_date_epoch;
   return typeof value === 'number' && Number.isSafeInteger(value) ? value : undefined;
+}
+
+/** Whether a worker's claim matches the run's secret (runs from before secrets go by name alone). */
+function sameSecret(expected: string | undefined, shown: string | undefined): boolean {
+  if (expected === undefined) return true;
+  if (shown === undefined) return false;
+  const a = Buffer.from(expected);
+  const b = Buffer.from(shown);
+  return a.length === b.length && timingSafeEqual(a, b);
 }

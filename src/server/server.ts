@@ -1,6 +1,5 @@
 // Wires the parts of builder-server together and listens. The entry point reads as a table of
 // contents: state, scheduler, coordinator, then one handler per connection role.
-import { mkdirSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { createServer as createTlsServer } from 'node:tls';
 import { join } from 'node:path';
@@ -18,6 +17,7 @@ import { isLoopback, loadServerTls, showFingerprint } from '../protocol/tls.js';
 import type { RequestContext } from './requests.js';
 import { Scheduler } from './scheduler.js';
 import { openStore, type Store } from './store/index.js';
+import { lockStateDir, prepareStateDir } from './state-dir.js';
 import { serveWorker } from './worker-handler.js';
 import { ServerEvents } from './events.js';
 import { parseUploadUrl } from './upload/sender.js';
@@ -39,8 +39,20 @@ export interface RunningServer {
 }
 
 export async function startServer(config: ServerConfig, log: Logger): Promise<RunningServer> {
-  mkdirSync(config.stateDir, { recursive: true, mode: 0o700 });
+  prepareStateDir(config.stateDir, log);
   const { token, file: tokenFile, created } = serverToken(config.stateDir, config.tokenFile);
+  // after the token check, so a refused start leaves nothing behind; before the database opens
+  const lock = lockStateDir(config.stateDir);
+  try {
+    return await serve(config, log, token, tokenFile, created, lock);
+  } catch (err) {
+    lock.release();
+    throw err;
+  }
+}
+
+async function serve(config: ServerConfig, log: Logger, token: string, tokenFile: string, created: boolean,
+  lock: { release(): void }): Promise<RunningServer> {
   if (created) log.info('created a new token', { file: tokenFile });
   // read before anything is started, so a bad certificate ends the start with one line
   const tls = config.tls ? loadServerTls(config.tls.certFile, config.tls.keyFile) : undefined;
@@ -124,6 +136,7 @@ export async function startServer(config: ServerConfig, log: Logger): Promise<Ru
         for (const c of connections) c.close('server shutting down');
       });
       store.close();
+      lock.release();
     },
   };
 }

@@ -22,6 +22,9 @@ export class KeptRun {
   /** aborted to cancel the run (a cancel from the server, a dropped run, a hard stop) */
   readonly stop = new AbortController();
 
+  /** the run's secret from its job message, shown to the server to re-attach the run */
+  secret: string | undefined;
+
   constructor(readonly uuid: string, readonly name: string, readonly started: number) {}
 
   addLine(ms: number, data: Buffer): [number, number, Buffer] {

@@ -125,7 +125,9 @@ export class Uplink {
 
   /** Says hello and re-attaches; resolves, once connected, to a promise of the close. */
   private async connectOnce(): Promise<Promise<void>> {
-    const running = [...this.held.values()].map((h) => ({ uuid: h.uuid, lastSeq: h.nextSeq - 1, finished: h.ending !== undefined }));
+    const running = [...this.held.values()].map((h) => ({
+      uuid: h.uuid, lastSeq: h.nextSeq - 1, finished: h.ending !== undefined, ...(h.secret !== undefined ? { secret: h.secret } : {}),
+    }));
     const { port: conn, welcome } = await this.dial({ name: this.o.name, platform: this.o.platform, capacity: this.o.capacity, running });
     this.conn = conn;
     this.pending.clear();
@@ -205,6 +207,7 @@ export class Uplink {
       this.sendStatus();
     }
     const h = new KeptRun(job.uuid, job.name, this.clock.now());
+    h.secret = job.secret;
     this.held.set(job.uuid, h);
     const log = this.o.log.child({ run: job.uuid, job: job.name });
     log.info('job started');
@@ -263,11 +266,11 @@ export class Uplink {
     const conn = this.conn;
     const ending = h.ending;
     if (!conn || !ending) return;
-    const readErrors = await sendArtifacts(conn, h.uuid, ending.artifacts);
-    if (readErrors === false || conn.closed) return;
+    const sent = await sendArtifacts(conn, h.uuid, ending.artifacts);
+    if (sent === false || conn.closed) return;
     conn.send({
       t: 'finished', uuid: h.uuid, result: ending.result, lastSeq: h.nextSeq - 1, stats: ending.stats,
-      refusals: [...ending.refusals, ...readErrors], artifacts: ending.artifacts.length,
+      refusals: [...ending.refusals, ...sent.refusals], artifacts: sent.sent,
       ...(ending.sandbox ? { sandbox: ending.sandbox } : {}),
     });
   }

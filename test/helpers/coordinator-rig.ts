@@ -103,6 +103,13 @@ export class Rig {
     });
   }
 
+  /** The per-run secret the worker was sent with the job (what it shows to re-attach the run). */
+  secretOf(w: FakeWorker, uuid: string): string {
+    const job = w.port.sent.find((m) => m.t === 'job' && m.uuid === uuid);
+    if (job?.t !== 'job' || job.secret === undefined) throw new Error(`no job with a secret sent for ${uuid}`);
+    return job.secret;
+  }
+
   /** The worker reports a result and the coordinator stores it. */
   async finish(w: FakeWorker, uuid: string, result: RunResult, lastSeq = -1): Promise<void> {
     await this.coordinator.finished(w, { t: 'finished', uuid, result, lastSeq, stats: {}, refusals: [], artifacts: 0 });

@@ -45,7 +45,7 @@ test('a worker that re-attaches within the lease keeps its run, and the lease no
   rig.coordinator.output(w, { t: 'output', uuid: uuid!, seq: 0, lines: [[5, Buffer.from('one')], [6, Buffer.from('two')]] });
   rig.drop(w);
   rig.clock.advance(20_000);
-  const { w: back, welcome } = rig.join('w1', 'p', [{ uuid: uuid!, lastSeq: 3, finished: false }]);
+  const { w: back, welcome } = rig.join('w1', 'p', [{ uuid: uuid!, lastSeq: 3, finished: false, secret: rig.secretOf(w, uuid!) }]);
   assert.equal(welcome.attach, [{ uuid: uuid!, haveSeq: 1 }]);
   assert.equal(welcome.abandon, []);
   rig.clock.advance(60_000);

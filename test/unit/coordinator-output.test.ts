@@ -25,7 +25,7 @@ test('lines sent again after a re-attach are stored and shown once', async () =>
   assert.ok(rig.coordinator.observe(observer, 7, uuid!));
   rig.coordinator.output(w, { t: 'output', uuid: uuid!, seq: 0, lines: lines('a', 'b') });
   rig.drop(w);
-  const { w: back, welcome } = rig.join('w1', 'p', [{ uuid: uuid!, lastSeq: 1, finished: false }]);
+  const { w: back, welcome } = rig.join('w1', 'p', [{ uuid: uuid!, lastSeq: 1, finished: false, secret: rig.secretOf(w, uuid!) }]);
   assert.equal(welcome.attach, [{ uuid: uuid!, haveSeq: 1 }]);
   // the worker's buffer overlaps what the server has: seq 1 again, then new lines
   rig.coordinator.output(back, { t: 'output', uuid: uuid!, seq: 1, lines: lines('b', 'c', 'd') });

@@ -3,6 +3,23 @@
 // split by table group: jobs.ts (schedule and platforms), queue.ts, runs.ts (runs, console,
 // artifacts), comparisons.ts (reproducibility), tokens.ts (named credentials) and uploads.ts (the outbox to builder-web). openStore(':memory:') gives tests a
 // fresh store without a file.
+//
+// Durability. In WAL mode a commit appends the transaction's pages to state.db-wal; with
+// `synchronous = FULL` the WAL is fsynced before the commit returns, with NORMAL it is not (only
+// checkpoints sync), so a NORMAL commit survives a killed process but not a power cut. What the
+// server acknowledges (a schedule change's reply, a stored result's ack to its worker) must
+// survive both, so the connection runs FULL: every transaction and every statement outside one
+// is on disk when it returns, before any reply is sent. Console lines are the exception
+// (addLines): a busy build writes hundreds of batches a second, and a lost line is not an
+// acknowledged thing (the worker keeps its lines until the run's result is acked and sends them
+// again after a re-attach), so their batches commit with NORMAL. NORMAL frames are not lost
+// behind later FULL ones: a FULL commit fsyncs the whole WAL file, earlier frames included, and
+// the result that acks a run is a FULL commit. The level can only change between transactions.
+//
+// Privacy. The database holds every script and console; it is created 0600 before
+// SQLite opens it (SQLite gives the -wal and -shm files the database's own mode), and an existing
+// one is set to 0600, whatever the umask.
+import { chmodSync, closeSync, existsSync, openSync, statSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { BuilderError } from '../../common/errors.js';
 import { comparisonStatements } from './comparisons.js';
@@ -34,18 +51,42 @@ export interface StoreOptions {
   exclusive?: boolean;
 }
 
+/**
+ * Whether an error is the storage failing (disk full, quota, I/O) rather than a bug: what a
+ * caller retries when space returns, and what a refused request names as such.
+ */
+export function isStorageFault(err: unknown): boolean {
+  const code = (err as { code?: unknown } | undefined)?.code;
+  if (typeof code !== 'string') return false;
+  return code === 'SQLITE_FULL' || code.startsWith('SQLITE_IOERR') || code === 'ENOSPC' || code === 'EDQUOT' || code === 'EIO';
+}
+
+/** Creates the file 0600 (or sets an existing one's mode), so no other user reads the state. */
+function makePrivate(file: string): void {
+  closeSync(openSync(file, 'a', 0o600));
+  for (const f of [file, `${file}-wal`, `${file}-shm`]) {
+    if (!existsSync(f) || (statSync(f).mode & 0o077) === 0) continue;
+    try {
+      chmodSync(f, 0o600);
+    } catch (err) {
+      // not ours to change (another user's copy opened read-write): leave it as it is
+      if ((err as NodeJS.ErrnoException).code !== 'EPERM') throw err;
+    }
+  }
+}
+
 export function openStore(file: string, options: StoreOptions = {}) {
   let db: Database.Database;
   try {
+    if (file !== ':memory:') makePrivate(file);
     db = new Database(file);
   } catch (err) {
     throw new BuilderError('STORE', `cannot open state database ${file}: ${(err as Error).message}`, { cause: err });
   }
   if (options.exclusive) lockExclusive(db, file);
   db.pragma('journal_mode = WAL');
-  // NORMAL in WAL mode: a killed process loses nothing committed; only a power cut may lose the
-  // last transactions, which costs far less than an fsync per console line.
-  db.pragma('synchronous = NORMAL');
+  // FULL: what is committed is on disk (see the header); console batches switch to NORMAL
+  db.pragma('synchronous = FULL');
   db.pragma('busy_timeout = 5000');
   migrate(db, file);
 
@@ -59,6 +100,16 @@ export function openStore(file: string, options: StoreOptions = {}) {
     ...jobs,
     ...queue,
     ...runs,
+    /** a batch of console lines: committed without an fsync of its own (see the header) */
+    addLines: (uuid: string, seq: number, lines: Array<[number, Buffer]>): void => {
+      if (db.inTransaction) return void runs.addLines(uuid, seq, lines);
+      db.pragma('synchronous = NORMAL');
+      try {
+        runs.addLines(uuid, seq, lines);
+      } finally {
+        db.pragma('synchronous = FULL');
+      }
+    },
     ...comparisonStatements(db),
     ...tokenStatements(db),
     uploads,

@@ -132,8 +132,12 @@ export const migrations: readonly string[] = [
   );
   ALTER TABLE queue ADD COLUMN avoid_worker TEXT;
   `,
-  // 7: reserved for another part of round 3 (hardening); the integrator puts its step here
-  '',
+  // 7: the per-run secret handed to the worker with the job: a worker re-attaches a run only
+  // with its name and this secret, so no other worker can take a run over by its uuid (which
+  // info shows to every client). Runs from before it have none and go by the name alone.
+  `
+  ALTER TABLE runs ADD COLUMN secret TEXT;
+  `,
   // 8: named credentials, one row per worker or reader token: its kind and the verifier the
   // hello checks (stored_key = SHA256(clientKey), server_key; see src/protocol/auth.ts), never
   // the token itself

@@ -19,6 +19,8 @@ export interface RunRow {
   stats: string | null;
   refusals: string | null;
   dir: string | null;
+  /** what the worker running it must show to re-attach it (null: runs from before migration 7) */
+  secret: string | null;
 }
 
 export interface FinishedRun {
@@ -37,8 +39,8 @@ export interface StoredRun { uuid: string; job: string; result: string | null; d
 export function runStatements(db: Database.Database) {
   const q = {
     insertRun: db.prepare(
-      `INSERT INTO runs (uuid, job, platform, worker, script, attempt, timeout_sec, state, started)
-       VALUES (@uuid, @job, @platform, @worker, @script, @attempt, @timeout_sec, 'running', @started)`,
+      `INSERT INTO runs (uuid, job, platform, worker, script, attempt, timeout_sec, state, started, secret)
+       VALUES (@uuid, @job, @platform, @worker, @script, @attempt, @timeout_sec, 'running', @started, @secret)`,
     ),
     run: db.prepare<[string], RunRow>('SELECT * FROM runs WHERE uuid = ?'),
     running: db.prepare<[], RunRow>("SELECT * FROM runs WHERE state = 'running' ORDER BY started"),
@@ -64,8 +66,8 @@ export function runStatements(db: Database.Database) {
     relocate: db.prepare<[string]>("UPDATE runs SET dir = ? || '/results/' || job || '/' || uuid WHERE dir IS NOT NULL"),
   };
   return {
-    insertRun: (row: Pick<RunRow, 'uuid' | 'job' | 'platform' | 'worker' | 'script' | 'attempt' | 'timeout_sec' | 'started'>) =>
-      void q.insertRun.run(row),
+    insertRun: (row: Pick<RunRow, 'uuid' | 'job' | 'platform' | 'worker' | 'script' | 'attempt' | 'timeout_sec' | 'started'> & { secret?: string | null }) =>
+      void q.insertRun.run({ secret: null, ...row }),
     run: (uuid: string) => q.run.get(uuid),
     running: () => q.running.all(),
     /** false when the run was no longer running (finished twice is refused) */
