@@ -15,10 +15,13 @@ import { ClientSession } from './session.js';
 import { uploadCommands } from './commands/uploads.js';
 import { render, templates } from './commands/templates.js';
 import { compare, verify } from './commands/repro.js';
+import { resultCommands } from './commands/results.js';
+import { prune } from './commands/prune.js';
 
 const commands: Command[] = [
   schedule, orbBuild, unschedule, reschedule, execute, info, observe, observeLatest,
   dropPlatform, undropPlatform, history, cancel, workers, drain, ...uploadCommands, templates, render, compare, verify,
+  ...resultCommands, prune,
 ];
 
 const GLOBAL = `global options (before or after the sub-command):

@@ -21,6 +21,7 @@ export const ERROR_CODES = [
   'BAD_ARTIFACTS', 'DIFF', 'PROVENANCE', 'KEY',
   'BAD_SECRET', 'BAD_EPOCH', // templated jobs' environment: secrets and SOURCE_DATE_EPOCH (issue 8)
   'NO_REFERENCE', // reproducibility tracking: verify finds no successful run to compare a rebuild with
+  'NOT_STORED', 'NO_ARTIFACT', 'FETCH', 'NO_RETENTION', // finished runs fetched remotely, retention (issue 14)
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
 

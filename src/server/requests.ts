@@ -18,6 +18,8 @@ import { renderJob, templatesReply } from './template-requests.js';
 import { sourceDateEpochOf } from './templates.js';
 import { compareRuns, defaultReproOptions, jobVerdicts, reproOf, reproRecord, verifyJob, type ReproOptions } from './repro/requests.js';
 import type { Uploader } from './upload/uploader.js';
+import { fetchArtifacts, runConsole, runResult } from './fetch-requests.js';
+import { requestPolicy, type Retention } from './retention.js';
 
 export interface RequestContext {
   store: Store;
@@ -28,6 +30,8 @@ export interface RequestContext {
   uploader: Uploader | undefined;
   /** how compare and verify make diff reports (default: diffoscope from PATH, 2 at once) */
   repro?: ReproOptions;
+  /** deletes old runs (--keep-runs, --keep-days); prune and prune-plan need it */
+  retention?: Retention;
 }
 
 let sharedRepro: ReproOptions | undefined;
@@ -236,6 +240,22 @@ export async function handleRequest(ctx: RequestContext, conn: Connection, req: 
       return verifyJob({ store, coordinator, configDir: ctx.config.configDir, repro: reproOptions(ctx) }, connectionPort(conn), req.name, req.platform);
     case 'repro-record':
       return reproRecord(store, req.job, req.platform);
+    case 'run-console':
+      return runConsole(store, coordinator, conn, req);
+    case 'run-result':
+      return runResult(store, req.uuid, runInfo);
+    case 'fetch-artifacts':
+      return fetchArtifacts(store, conn, req);
+    case 'prune-plan': {
+      const retention = ctx.retention ?? refuse('NO_RETENTION', 'this server has no retention');
+      const policy = requestPolicy(retention.policy, req);
+      return { ...policy, runs: await retention.plan(policy), deleted: 0 } satisfies Replies['prune-plan'];
+    }
+    case 'prune': {
+      const retention = ctx.retention ?? refuse('NO_RETENTION', 'this server has no retention');
+      const policy = requestPolicy(retention.policy, req);
+      return { ...policy, ...(await retention.prune(policy)) } satisfies Replies['prune'];
+    }
     default: {
       const never: never = req;
       return refuse('BAD_REQUEST', `unknown request ${JSON.stringify(never)}`);

@@ -21,6 +21,7 @@ import { parseUploadUrl } from './upload/sender.js';
 import { Uploader } from './upload/uploader.js';
 import { Notifier } from './repro/notify.js';
 import { ReproTracker } from './repro/tracker.js';
+import { Retention } from './retention.js';
 
 /** Upload retries never wait longer than this, however long builder-web has been away. */
 const MAX_UPLOAD_DELAY_MS = 3_600_000;
@@ -57,7 +58,10 @@ export async function startServer(config: ServerConfig, log: Logger): Promise<Ru
   const coordinator = new Coordinator(store, config, log, { events, uploads: uploader !== undefined, attester });
   coordinator.recover();
   const scheduler = new Scheduler(store, config.configDir, (platforms) => platforms.forEach((p) => coordinator.dispatch(p)), log);
-  const ctx: RequestContext = { store, coordinator, scheduler, config, uploader };
+  const retention = new Retention({
+    store, stateDir: config.stateDir, log, policy: { keepRuns: config.keepRuns ?? null, keepDays: config.keepDays ?? null },
+  });
+  const ctx: RequestContext = { store, coordinator, scheduler, config, uploader, retention };
   const connections = new Set<Connection>();
 
   const server: Server = createServer((socket) => {
@@ -86,6 +90,7 @@ export async function startServer(config: ServerConfig, log: Logger): Promise<Ru
   const port = typeof addr === 'object' && addr ? addr.port : config.port;
   scheduler.start();
   uploader?.start();
+  retention.start();
   log.info('listening', { address: `${config.host}:${port}`, state: config.stateDir });
 
   return {
@@ -97,6 +102,7 @@ export async function startServer(config: ServerConfig, log: Logger): Promise<Ru
     tracker,
     async close() {
       uploader?.stop();
+      await retention.stop();
       tracker.stop();
       await notifier?.close();
       scheduler.stop();

@@ -1,7 +1,7 @@
 // All durable server state lives in one SQLite file (WAL). Every change is one transaction;
 // the files of this folder are the only place SQL is written, one statement per operation,
 // split by table group: jobs.ts (schedule and platforms), queue.ts, runs.ts (runs, console,
-// artifacts), comparisons.ts (reproducibility) and uploads.ts (the outbox to builder-web). openStore(':memory:') gives tests a
+// artifacts), comparisons.ts (reproducibility), retention.ts (deleting old runs) and uploads.ts (the outbox to builder-web). openStore(':memory:') gives tests a
 // fresh store without a file.
 import Database from 'better-sqlite3';
 import { BuilderError } from '../../common/errors.js';
@@ -9,6 +9,7 @@ import { comparisonStatements } from './comparisons.js';
 import { jobStatements } from './jobs.js';
 import { migrations } from './migrations.js';
 import { queueStatements } from './queue.js';
+import { retentionStatements } from './retention.js';
 import { runStatements } from './runs.js';
 import { uploadStatements } from './uploads.js';
 import type { FinishedRun, RunRow } from './runs.js';
@@ -16,6 +17,7 @@ import type { FinishedRun, RunRow } from './runs.js';
 export { comparisonOf, type ComparisonRow, type JobStateRow, type Outcome, type SuccessfulRun } from './comparisons.js';
 export type { JobRow, JobSummary, PlatformRow } from './jobs.js';
 export type { QueueRow } from './queue.js';
+export type { RetentionRow } from './retention.js';
 export type { FinishedRun, RunRow, StoredRun } from './runs.js';
 export { UPLOAD_LIST_LIMIT, type UploadRow, type UploadState } from './uploads.js';
 export type { ArtifactRow, ConsoleRow } from '../../results/index.js';
@@ -58,6 +60,7 @@ export function openStore(file: string, options: StoreOptions = {}) {
     ...queue,
     ...runs,
     ...comparisonStatements(db),
+    ...retentionStatements(db),
     uploads,
 
     /** the job and its queue entries on every platform */
