@@ -80,7 +80,8 @@ export class ArtifactReceiver {
         cur.received += ev.data.length;
         if (cur.received > cur.size) throw this.mismatch(cur, 'more bytes than recorded');
         cur.hash.update(ev.data);
-        if (!cur.out.write(ev.data)) await Promise.race([once(cur.out, 'drain'), once(cur.out, 'error')]);
+        // once() rejects on the stream's error event too
+        if (!cur.out.write(ev.data)) await once(cur.out, 'drain');
         return;
       }
       case 'artifacts-end':
