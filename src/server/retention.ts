@@ -52,7 +52,9 @@ export function planJob(job: string, rows: RetentionRow[], references: Array<{ u
       uuid: r.uuid, job, platform: r.platform, finished: new Date(r.finished).toISOString(), reason, artifactBytes: r.bytes,
     });
   });
-  for (const ref of references) if (!candidates.has(ref.uuid)) candidates.delete(ref.against_uuid);
+  // kept runs are judged before any reference is spared, so sparing one never spares the next
+  const expiring = new Set(candidates.keys());
+  for (const ref of references) if (!expiring.has(ref.uuid)) candidates.delete(ref.against_uuid);
   return [...candidates.values()].reverse();
 }
 
