@@ -7,8 +7,9 @@
 //   fetch-artifacts  per artifact: artifact-file {path, size, mode, sha256}, artifact-data {data} ...;
 //                    then artifacts-end {error?}
 // Streams start after the reply has gone (setImmediate: the reply is sent as soon as the
-// request's handler returns). Each message waits for the socket to drain before the next is read
-// from disk, so a slow client holds the server to one chunk in memory, never the file.
+// request's handler returns). Once more than WINDOW bytes wait in the socket, the next chunk is
+// read from disk only after it drained, so a slow client holds the server to a few chunks in
+// memory, never the file.
 import { createReadStream } from 'node:fs';
 import { BuilderError, errorMessage, type ErrorCode } from '../common/errors.js';
 import { isUuid } from '../common/names.js';
@@ -37,9 +38,17 @@ function storedDir(row: RunRow): string {
   return row.dir ?? refuse('NOT_STORED', `run ${row.uuid} of ${row.job} finished but its result could not be stored`);
 }
 
-/** Sends one message, then waits until the socket has taken it (false: the client is gone). */
+/**
+ * Bytes that may wait in the socket before the next message waits for it to drain: enough to
+ * keep the connection busy while the next chunk is read from disk, small enough that a slow
+ * client holds the server to a few chunks of memory.
+ */
+const WINDOW = 4 * 1024 * 1024;
+
+/** Sends one message; past WINDOW waits until the socket has taken it all (false: the client is gone). */
 async function paced(conn: Connection, msg: Message): Promise<boolean> {
-  if (!conn.send(msg)) await conn.drained();
+  conn.send(msg);
+  if (conn.backlog > WINDOW) await conn.drained();
   return !conn.closed;
 }
 
