@@ -7,7 +7,13 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, connect, type Socket } from 'node:net';
 import { join } from 'node:path';
+import { randomFillSync, randomUUID } from 'node:crypto';
+import { closeSync, openSync, writeSync } from 'node:fs';
+import { ClientSession, type Stream } from '../../src/client/session.js';
+import { incomingDir } from '../../src/results/index.js';
+import { openStore } from '../../src/server/store/index.js';
 import { Harness, eventually, withTimeout, type ServerHandle } from '../helpers/processes.js';
+import { storeRun } from '../helpers/stored-runs.js';
 
 const t = suite('remote results');
 let h: Harness;
@@ -155,6 +161,42 @@ t('console of a running run prints its lines so far; --follow goes on live until
   assert.is(code, 0, follow.stderr);
   assert.match(follow.stdout, /\+\d+\.\d{3}s one\n +\+\d+\.\d{3}s two\n$/);
   assert.match(follow.stderr, /exited 0/);
+}));
+
+const rssMiB = (pid: number): number => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
+
+t('a client that stops reading holds the server to a few chunks: 256 MiB wait on disk, not in the server', withTimeout(90_000, async () => {
+  const stateDir = h.path('state');
+  const uuid = randomUUID();
+  const artifacts = join(incomingDir(stateDir, uuid), 'artifacts');
+  mkdirSync(artifacts, { recursive: true });
+  const SIZE = 256 << 20;
+  const fd = openSync(join(artifacts, 'big.bin'), 'w');
+  const buf = Buffer.alloc(4 << 20);
+  for (let left = SIZE; left > 0; left -= buf.length) writeSync(fd, randomFillSync(buf));
+  closeSync(fd);
+  const store = openStore(join(stateDir, 'state.db'));
+  await storeRun(store, stateDir, { uuid, job: 'big', finished: Date.now(), artifacts: [{ path: 'big.bin', written: true }] });
+  store.close();
+  const server = await h.server({ dir: stateDir });
+  const before = rssMiB(server.proc.pid);
+
+  const session = await ClientSession.open('127.0.0.1', server.port, h.token(server));
+  let received = 0;
+  let ended!: () => void;
+  const end = new Promise<void>((r) => (ended = r));
+  await session.request({ op: 'fetch-artifacts', uuid }, (ev: Stream) => {
+    if (ev.t === 'artifact-data') received += ev.data.length;
+    if (ev.t === 'artifacts-end') ended();
+  });
+  session.conn.socket.pause(); // a reader that stops reading once it has the answer
+  await new Promise((r) => setTimeout(r, 2000));
+  const grown = rssMiB(server.proc.pid) - before;
+  assert.ok(grown < 64, `the server grew by ${grown.toFixed(0)} MiB while its client did not read`);
+  session.conn.socket.resume();
+  await end;
+  assert.is(received, SIZE, 'every byte arrives once the client reads again');
+  session.close();
 }));
 
 t.run();
