@@ -52,6 +52,12 @@ const samples: Message[] = [
   { t: 'line', id: 1, uuid, ms: 12, data: Buffer.from('compiling\x00\xff') },
   { t: 'skipped', id: 1, uuid, count: 40 },
   { t: 'end', id: 1, uuid, result: { kind: 'signalled', signal: 9 } },
+  { t: 'console-end', id: 1, uuid },
+  { t: 'console-end', id: 1, uuid, error: 'cannot read the console' },
+  { t: 'artifact-file', id: 2, path: 'out/hello.tar.gz', size: 5, mode: 0o644, sha256: 'cd'.repeat(32) },
+  { t: 'artifact-data', id: 2, data: Buffer.from('hello') },
+  { t: 'artifacts-end', id: 2 },
+  { t: 'artifacts-end', id: 2, error: 'cannot read artifact x: ENOENT' },
   { t: 'job', uuid, name: 'hello', platform: 'debian-12', script: 'echo hi\n', timeoutMs: 3_600_000, sourceDateEpoch: 1_700_000_000 },
   { t: 'job', uuid, name: 'hello', platform: 'debian-12', script: 'echo hi\n', timeoutMs: 1, sourceDateEpoch: 0, env: { TOKEN: 's3cr3t-value' } },
   { t: 'output', uuid, seq: 10, lines: [[0, Buffer.from('a')], [5, Buffer.from('b')]] },
@@ -87,6 +93,11 @@ const samples: Message[] = [
   { t: 'req', id: 20, op: 'compare', a: 'u1', b: 'u2' },
   { t: 'req', id: 21, op: 'verify', name: 'j', platform: 'p' },
   { t: 'req', id: 22, op: 'repro-record', job: 'j' },
+  { t: 'req', id: 23, op: 'run-console', uuid, follow: true },
+  { t: 'req', id: 24, op: 'run-result', uuid },
+  { t: 'req', id: 25, op: 'fetch-artifacts', uuid, paths: ['out/hello.tar.gz', 'doc'] },
+  { t: 'req', id: 26, op: 'prune-plan', keepRuns: 20 },
+  { t: 'req', id: 27, op: 'prune', keepDays: 30 },
 ];
 const where = (m: Message): string => (m.t === 'req' ? `request ${m.op}` : m.t);
 const roundTrip = (m: unknown): Message => parseMessage(decodeValue(encodeFrame(encodeValue(m)).subarray(4)));
