@@ -1,11 +1,11 @@
 // Prints a followed run: its console lines with the time since the run started, then its
 // result. Resolves with the exit status the CLI should end with.
 import { describeResult, exitStatusOf } from '../protocol/describe.js';
-import type { End, Line, Skipped, Started } from '../protocol/messages.js';
 import type { ClientContext } from './command.js';
 import { linePrefix } from './format.js';
+import type { Stream } from './session.js';
 
-export function printer(ctx: ClientContext): { onEvent(ev: Started | Line | Skipped | End): void; ended: Promise<number> } {
+export function printer(ctx: ClientContext): { onEvent(ev: Stream): void; ended: Promise<number> } {
   let resolveEnded!: (code: number) => void;
   const ended = new Promise<number>((r) => (resolveEnded = r));
   return {

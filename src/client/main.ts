@@ -18,10 +18,13 @@ import { render, templates } from './commands/templates.js';
 import { compare, verify } from './commands/repro.js';
 import { token } from './commands/tokens.js';
 import { peerTlsFrom } from '../protocol/tls.js';
+import { resultCommands } from './commands/results.js';
+import { prune } from './commands/prune.js';
 
 const commands: Command[] = [
   schedule, orbBuild, unschedule, reschedule, execute, info, observe, observeLatest,
   dropPlatform, undropPlatform, history, cancel, workers, drain, ...uploadCommands, templates, render, compare, verify, token,
+  ...resultCommands, prune,
 ];
 
 const GLOBAL = `global options (before or after the sub-command):

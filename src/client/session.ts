@@ -4,10 +4,12 @@ import { BuilderError, errorCodeFromWire } from '../common/errors.js';
 import type { Connection } from '../protocol/connection.js';
 import { dial } from '../protocol/dial.js';
 import type { PeerTls } from '../protocol/tls.js';
-import type { End, Line, Message, Request, Skipped, Started } from '../protocol/messages.js';
+import type { ArtifactData, ArtifactFile, ArtifactsEnd, ConsoleEnd, End, Line, Message, Request, Skipped, Started } from '../protocol/messages.js';
 import type { Op, Replies } from '../protocol/replies.js';
 
-export type Stream = Started | Line | Skipped | End;
+export type Stream = Started | Line | Skipped | End | ConsoleEnd | ArtifactFile | ArtifactData | ArtifactsEnd;
+/** the messages that end a request's stream */
+const LAST = new Set<Stream['t']>(['end', 'console-end', 'artifacts-end']);
 /** A request without its envelope (t, id); RequestBody<'info'> is one op's, RequestBody any op's. */
 export type RequestBody<O extends Op = Op> = O extends Op ? Omit<Extract<Request, { op: O }>, 't' | 'id'> : never;
 
@@ -62,9 +64,13 @@ export class ClientSession {
       case 'started':
       case 'line':
       case 'skipped':
-      case 'end': {
+      case 'end':
+      case 'console-end':
+      case 'artifact-file':
+      case 'artifact-data':
+      case 'artifacts-end': {
         this.streams.get(msg.id)?.(msg);
-        if (msg.t === 'end') this.streams.delete(msg.id);
+        if (LAST.has(msg.t)) this.streams.delete(msg.id);
         return;
       }
       case 'error':

@@ -24,6 +24,7 @@ export const ERROR_CODES = [
   'FORBIDDEN', 'TLS', // credentials per role and encrypted links (issue 9)
   'SANDBOX_CONFIG', // issue 14, operations: a worker's sandbox cannot work as configured (no image, base or snapshot): exit 78
   'DISK_FULL', // faults and storage (issue 9): the state directory's disk refused a change; nothing was changed
+  'NOT_STORED', 'NO_ARTIFACT', 'FETCH', 'NO_RETENTION', // finished runs fetched remotely, retention (issue 14)
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
 

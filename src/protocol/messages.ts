@@ -109,6 +109,15 @@ export const requests = {
   'token-add': record({ ...req('token-add'), kind: oneOf(['worker', 'reader']), name: str }),
   'token-list': record(req('token-list')),
   'token-revoke': record({ ...req('token-revoke'), name: str }),
+  // finished runs from anywhere (read-only): the stored console streamed as line messages and
+  // console-end (follow: a running run goes on live until end); the run's record and artifacts;
+  // the artifacts' bytes (all, or the named paths) as artifact-file/artifact-data/artifacts-end
+  'run-console': record({ ...req('run-console'), uuid: str, follow: opt(bool) }),
+  'run-result': record({ ...req('run-result'), uuid: str }),
+  'fetch-artifacts': record({ ...req('fetch-artifacts'), uuid: str, paths: opt(arrayOf(str)) }),
+  // retention: what a pass would delete (read-only), and a pass now; the limits default to the server's
+  'prune-plan': record({ ...req('prune-plan'), keepRuns: opt(int), keepDays: opt(int) }),
+  prune: record({ ...req('prune'), keepRuns: opt(int), keepDays: opt(int) }),
 };
 export type Request = Infer<(typeof requests)[keyof typeof requests]>;
 
@@ -126,6 +135,14 @@ const line = record({ t: literal('line'), id: int, uuid: str, ms: int, data: byt
 const skipped = record({ t: literal('skipped'), id: int, uuid: str, count: int });
 /** the observed run ended */
 const end = record({ t: literal('end'), id: int, uuid: str, result: runResult });
+/** run-console: every stored line was sent (the run may still be running); error: the rest is unreadable */
+const consoleEnd = record({ t: literal('console-end'), id: int, uuid: str, error: opt(str) });
+/** fetch-artifacts: one artifact begins, as stored (size, sha256); its bytes follow */
+const artifactFile = record({ t: literal('artifact-file'), id: int, path: str, size: int, mode: int, sha256: str });
+/** fetch-artifacts: the next bytes of the current artifact, read from disk as the socket drains */
+const artifactData = record({ t: literal('artifact-data'), id: int, data: bytes });
+/** fetch-artifacts: the last artifact was sent; with error when the server could not read one */
+const artifactsEnd = record({ t: literal('artifacts-end'), id: int, error: opt(str) });
 
 // ---- server <-> worker ----
 /** server -> worker */
@@ -168,6 +185,7 @@ const drain = record({ t: literal('drain') });
 export const messages = {
   hello, challenge, auth, welcome, error, ping,
   res: response, started, line, skipped, end,
+  'console-end': consoleEnd, 'artifact-file': artifactFile, 'artifact-data': artifactData, 'artifacts-end': artifactsEnd,
   job, output, artifact: artifactStart, chunk, 'artifact-end': artifactEnd, finished, ack, refused, cancel, status: workerStatus, drain,
 };
 
@@ -182,6 +200,10 @@ export type Started = Infer<typeof started>;
 export type Line = Infer<typeof line>;
 export type Skipped = Infer<typeof skipped>;
 export type End = Infer<typeof end>;
+export type ConsoleEnd = Infer<typeof consoleEnd>;
+export type ArtifactFile = Infer<typeof artifactFile>;
+export type ArtifactData = Infer<typeof artifactData>;
+export type ArtifactsEnd = Infer<typeof artifactsEnd>;
 export type Job = Infer<typeof job>;
 export type Output = Infer<typeof output>;
 export type ArtifactStart = Infer<typeof artifactStart>;

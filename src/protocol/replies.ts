@@ -202,6 +202,48 @@ export interface TokenInfo {
   connections: number;
 }
 
+/** An artifact of a stored run, as recorded when it arrived. */
+export interface ArtifactInfo { path: string; size: number; mode: number; sha256: string }
+
+/** run-console: the run whose stored lines follow as `line` messages, then console-end (or, live, end). */
+export interface RunConsoleReply {
+  uuid: string;
+  job: string;
+  platform: string;
+  started: string;
+  /** true when lines go on live until the run's end (follow of a running run) */
+  live: boolean;
+  /** null while running */
+  result: RunResult | null;
+}
+
+/** run-result: a run's record and its artifacts. */
+export interface RunResultReply { run: RunInfo; artifacts: ArtifactInfo[] }
+
+/** fetch-artifacts: what will be sent, in this order, as artifact-file/artifact-data, then artifacts-end. */
+export interface FetchArtifactsReply { uuid: string; job: string; artifacts: ArtifactInfo[]; bytes: number }
+
+/** A run a retention pass deletes (or would), and why it may go. */
+export interface PrunedRun {
+  uuid: string;
+  job: string;
+  platform: string;
+  finished: string;
+  /** 'count': beyond --keep-runs newer runs of its job; 'age': finished more than --keep-days ago */
+  reason: 'count' | 'age';
+  /** the sum of its recorded artifacts' sizes */
+  artifactBytes: number;
+}
+
+/** prune-plan and prune: the limits applied and the runs (to be) deleted, oldest first. */
+export interface PruneReply {
+  keepRuns: number | null;
+  keepDays: number | null;
+  runs: PrunedRun[];
+  /** prune only: how many were deleted (prune-plan: 0) */
+  deleted: number;
+}
+
 /** The reply type of each request op. */
 export interface Replies {
   schedule: Scheduled;
@@ -231,6 +273,11 @@ export interface Replies {
   'token-add': { name: string; kind: 'worker' | 'reader'; token: string };
   'token-list': TokenInfo[];
   'token-revoke': { name: string; closed: number };
+  'run-console': RunConsoleReply;
+  'run-result': RunResultReply;
+  'fetch-artifacts': FetchArtifactsReply;
+  'prune-plan': PruneReply;
+  prune: PruneReply;
 }
 
 export type Op = Request['op'];

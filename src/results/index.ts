@@ -17,3 +17,4 @@
 export type { ArtifactRow, ConsoleRow, RunMeta } from './types.js';
 export { consoleFileLine, incomingDir, PROVENANCE_FILE, resultDir, writeResult, type ResultExtras } from './write.js';
 export { parseConsole, readConsole, readMeta } from './read.js';
+export { artifactFile, consoleLines } from './stream.js';

@@ -8,6 +8,8 @@ import type { CredentialKind } from './credentials.js';
 
 export const READ_ONLY_OPS: ReadonlySet<Op> = new Set<Op>([
   'info', 'history', 'observe', 'observe-latest', 'workers', 'uploads', 'templates', 'render', 'compare', 'repro-record',
+  // finished runs fetched from anywhere, and what a retention pass would delete
+  'run-console', 'run-result', 'fetch-artifacts', 'prune-plan',
 ]);
 
 /** Throws the refusal when `kind` may not send `op`. */

@@ -26,4 +26,8 @@ export interface ServerConfig {
   readonly notifyCommand?: string | undefined;
   /** how long the notify command may run before it is killed */
   readonly notifyTimeoutMs?: number | undefined;
+  /** --keep-runs: finished runs kept per job (absent: all) */
+  readonly keepRuns?: number | undefined;
+  /** --keep-days: days a finished run is kept (absent: forever) */
+  readonly keepDays?: number | undefined;
 }

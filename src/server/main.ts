@@ -19,6 +19,7 @@ const USAGE = `usage: builder-server [options]
        builder-server backup FILE [--dir DIR] [--with-results]
        builder-server restore FILE --dir DIR [--results DIR]
        builder-server import-original OLD_STATEDIR --dir DIR [--merge]
+       builder-server check [--dir DIR]
 
 Keeps the build schedule and per-platform queues, hands jobs to workers and stores every result.
 
@@ -49,6 +50,10 @@ options:
   --notify-command CMD run CMD (through sh -c) with a JSON summary on stdin when a job stops
                        reproducing, reproduces again, starts failing or recovers
   --notify-timeout SECONDS  how long CMD may run before it is killed (default 30)
+  --keep-runs N        keep the newest N finished runs of each job, delete older ones (default: all)
+  --keep-days D        delete finished runs older than D days (default: never); with either, the
+                       newest successful run of a job on each platform, runs whose upload is
+                       pending and the runs kept runs were compared against always stay
   --version            the version of builder
   -h, --help           this text`;
 
@@ -56,7 +61,7 @@ options:
 function configFrom(argv: string[]): ServerConfig | undefined {
   const args = parseArgs(argv, {
     values: ['dir', 'config-dir', 'ip', 'port', 'token-file', 'upload', 'upload-password-file', 'tls-cert', 'tls-key', 'upload-backoff', 'lease', 'timeout', 'max-frame', 'max-attempts', 'retry-backoff',
-      'notify-command', 'notify-timeout'],
+      'notify-command', 'notify-timeout', 'keep-runs', 'keep-days'],
     booleans: ['help', 'no-provenance', 'print-public-key', 'version'],
   });
   if (args.booleans.has('help')) {
@@ -110,6 +115,8 @@ function configFrom(argv: string[]): ServerConfig | undefined {
     provenance: !args.booleans.has('no-provenance'),
     notifyCommand: notifyCommandFlag(args.values['notify-command']),
     notifyTimeoutMs: Math.max(1, secondsFlag(args.values['notify-timeout'], 'notify-timeout', 30) * 1000),
+    keepRuns: args.values['keep-runs'] === undefined ? undefined : intFlag(args, 'keep-runs', 0, 1),
+    keepDays: args.values['keep-days'] === undefined ? undefined : intFlag(args, 'keep-days', 0, 1),
   });
 }
 

@@ -7,6 +7,8 @@ const COMMANDS = new Map<string, () => Promise<Command>>([
   ['backup', async () => (await import('./backup.js')).backupCommand],
   ['restore', async () => (await import('./backup.js')).restoreCommand],
   ['import-original', async () => (await import('./import-original/command.js')).importOriginalCommand],
+  // check: the stored results against the database, read-only, also while the server runs
+  ['check', async () => (await import('./check.js')).checkCommand],
 ]);
 
 /** The command named by the first argument, or undefined: then argv is the server's own flags. */

@@ -22,6 +22,8 @@ import { sourceDateEpochOf } from './templates.js';
 import { compareRuns, defaultReproOptions, jobVerdicts, reproOf, reproRecord, verifyJob, type ReproOptions } from './repro/requests.js';
 import type { Uploader } from './upload/uploader.js';
 import type { Credentials } from './credentials.js';
+import { fetchArtifacts, runConsole, runResult } from './fetch-requests.js';
+import { requestPolicy, type Retention } from './retention.js';
 
 export interface RequestContext {
   store: Store;
@@ -34,6 +36,8 @@ export interface RequestContext {
   credentials?: Credentials;
   /** how compare and verify make diff reports (default: diffoscope from PATH, 2 at once) */
   repro?: ReproOptions;
+  /** deletes old runs (--keep-runs, --keep-days); prune and prune-plan need it */
+  retention?: Retention;
 }
 
 let sharedRepro: ReproOptions | undefined;
@@ -267,6 +271,22 @@ export async function handleRequest(ctx: RequestContext, conn: Connection, req: 
     case 'token-revoke': {
       const credentials = ctx.credentials ?? refuse('INTERNAL', 'this server keeps no named tokens');
       return { name: req.name, closed: credentials.revoke(req.name) } satisfies Replies['token-revoke'];
+    }
+    case 'run-console':
+      return runConsole(store, coordinator, conn, req);
+    case 'run-result':
+      return runResult(store, req.uuid, runInfo);
+    case 'fetch-artifacts':
+      return fetchArtifacts(store, conn, req);
+    case 'prune-plan': {
+      const retention = ctx.retention ?? refuse('NO_RETENTION', 'this server has no retention');
+      const policy = requestPolicy(retention.policy, req);
+      return { ...policy, runs: await retention.plan(policy), deleted: 0 } satisfies Replies['prune-plan'];
+    }
+    case 'prune': {
+      const retention = ctx.retention ?? refuse('NO_RETENTION', 'this server has no retention');
+      const policy = requestPolicy(retention.policy, req);
+      return { ...policy, ...(await retention.prune(policy)) } satisfies Replies['prune'];
     }
     default: {
       const never: never = req;

@@ -24,6 +24,7 @@ import { parseUploadUrl } from './upload/sender.js';
 import { Uploader } from './upload/uploader.js';
 import { Notifier } from './repro/notify.js';
 import { ReproTracker } from './repro/tracker.js';
+import { Retention } from './retention.js';
 
 /** Upload retries never wait longer than this, however long builder-web has been away. */
 const MAX_UPLOAD_DELAY_MS = 3_600_000;
@@ -75,7 +76,10 @@ async function serve(config: ServerConfig, log: Logger, token: string, tokenFile
   coordinator.recover();
   const scheduler = new Scheduler(store, config.configDir, (platforms) => platforms.forEach((p) => coordinator.dispatch(p)), log);
   const credentials = new Credentials(store, token);
-  const ctx: RequestContext = { store, coordinator, scheduler, config, uploader, credentials };
+  const retention = new Retention({
+    store, stateDir: config.stateDir, log, policy: { keepRuns: config.keepRuns ?? null, keepDays: config.keepDays ?? null },
+  });
+  const ctx: RequestContext = { store, coordinator, scheduler, config, uploader, credentials, retention };
   const connections = new Set<Connection>();
 
   const onSocket = (socket: Socket): void => {
@@ -113,6 +117,7 @@ async function serve(config: ServerConfig, log: Logger, token: string, tokenFile
   const port = typeof addr === 'object' && addr ? addr.port : config.port;
   scheduler.start();
   uploader?.start();
+  retention.start();
   log.info('listening', { address: `${config.host}:${port}`, state: config.stateDir, ...(tls ? { tls: showFingerprint(tls.fingerprint) } : {}) });
   if (!tls && !isLoopback(config.host)) {
     log.warn('listening without TLS on a non-loopback address: the connections (scripts, consoles, artifacts) are readable on the network; give --tls-cert and --tls-key', { address: config.host });
@@ -127,6 +132,7 @@ async function serve(config: ServerConfig, log: Logger, token: string, tokenFile
     tracker,
     async close() {
       uploader?.stop();
+      await retention.stop();
       tracker.stop();
       await notifier?.close();
       scheduler.stop();

@@ -54,6 +54,12 @@ const samples: Message[] = [
   { t: 'end', id: 1, uuid, result: { kind: 'signalled', signal: 9 } },
   { t: 'job', uuid, name: 'hello', platform: 'debian-12', script: Buffer.from('echo hi\n'), timeoutMs: 3_600_000, sourceDateEpoch: 1_700_000_000 },
   { t: 'job', uuid, name: 'hello', platform: 'debian-12', script: Buffer.from([0xff, 0x00, 0x0a]), timeoutMs: 1, sourceDateEpoch: 0, env: { TOKEN: 's3cr3t-value' } },
+  { t: 'console-end', id: 1, uuid },
+  { t: 'console-end', id: 1, uuid, error: 'cannot read the console' },
+  { t: 'artifact-file', id: 2, path: 'out/hello.tar.gz', size: 5, mode: 0o644, sha256: 'cd'.repeat(32) },
+  { t: 'artifact-data', id: 2, data: Buffer.from('hello') },
+  { t: 'artifacts-end', id: 2 },
+  { t: 'artifacts-end', id: 2, error: 'cannot read artifact x: ENOENT' },
   { t: 'output', uuid, seq: 10, lines: [[0, Buffer.from('a')], [5, Buffer.from('b')]] },
   { t: 'artifact', uuid, path: 'bin/hello', size: 5, mode: 0o755 },
   { t: 'chunk', uuid, data: Buffer.from('hello') },
@@ -92,6 +98,11 @@ const samples: Message[] = [
   { t: 'req', id: 23, op: 'token-add', kind: 'reader', name: 'dash' },
   { t: 'req', id: 24, op: 'token-list' },
   { t: 'req', id: 25, op: 'token-revoke', name: 'dash' },
+  { t: 'req', id: 33, op: 'run-console', uuid, follow: true },
+  { t: 'req', id: 34, op: 'run-result', uuid },
+  { t: 'req', id: 35, op: 'fetch-artifacts', uuid, paths: ['out/hello.tar.gz', 'doc'] },
+  { t: 'req', id: 36, op: 'prune-plan', keepRuns: 20 },
+  { t: 'req', id: 37, op: 'prune', keepDays: 30 },
 ];
 const where = (m: Message): string => (m.t === 'req' ? `request ${m.op}` : m.t);
 const roundTrip = (m: unknown): Message => parseMessage(decodeValue(encodeFrame(encodeValue(m)).subarray(4)));

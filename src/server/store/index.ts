@@ -1,7 +1,7 @@
 // All durable server state lives in one SQLite file (WAL). Every change is one transaction;
 // the files of this folder are the only place SQL is written, one statement per operation,
 // split by table group: jobs.ts (schedule and platforms), queue.ts, runs.ts (runs, console,
-// artifacts), comparisons.ts (reproducibility), tokens.ts (named credentials) and uploads.ts (the outbox to builder-web). openStore(':memory:') gives tests a
+// artifacts), comparisons.ts (reproducibility), tokens.ts (named credentials), retention.ts (deleting old runs) and uploads.ts (the outbox to builder-web). openStore(':memory:') gives tests a
 // fresh store without a file.
 //
 // Durability. In WAL mode a commit appends the transaction's pages to state.db-wal; with
@@ -26,6 +26,7 @@ import { comparisonStatements } from './comparisons.js';
 import { jobStatements } from './jobs.js';
 import { migrations } from './migrations.js';
 import { queueStatements } from './queue.js';
+import { retentionStatements } from './retention.js';
 import { runStatements } from './runs.js';
 import { uploadStatements } from './uploads.js';
 import { tokenStatements } from './tokens.js';
@@ -34,6 +35,7 @@ import type { FinishedRun, RunRow } from './runs.js';
 export { comparisonOf, type ComparisonRow, type JobStateRow, type Outcome, type SuccessfulRun } from './comparisons.js';
 export type { JobRow, JobSummary, PlatformRow } from './jobs.js';
 export type { QueueRow } from './queue.js';
+export type { RetentionRow } from './retention.js';
 export type { FinishedRun, RunRow, StoredRun } from './runs.js';
 export type { TokenKind, TokenRow } from './tokens.js';
 export { UPLOAD_LIST_LIMIT, type UploadRow, type UploadState } from './uploads.js';
@@ -112,6 +114,7 @@ export function openStore(file: string, options: StoreOptions = {}) {
     },
     ...comparisonStatements(db),
     ...tokenStatements(db),
+    ...retentionStatements(db),
     uploads,
 
     /** the job and its queue entries on every platform */
