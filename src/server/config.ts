@@ -22,4 +22,8 @@ export interface ServerConfig {
   readonly notifyCommand?: string | undefined;
   /** how long the notify command may run before it is killed */
   readonly notifyTimeoutMs?: number | undefined;
+  /** --http IP:PORT: the read-only web view, metrics and health check (off when absent) */
+  readonly http?: { readonly host: string; readonly port: number } | undefined;
+  /** --http-auth USER:PASSWORDFILE, read at start: basic authentication for every web page */
+  readonly httpAuth?: { readonly user: string; readonly password: string } | undefined;
 }

@@ -13,6 +13,7 @@ import { publicKeyPemOf } from '../provenance/key.js';
 import { signingKeyDir } from './attest.js';
 import { startServer } from './server.js';
 import { offlineCommand } from './offline-commands.js';
+import { webFlags } from '../web/flags.js';
 
 const USAGE = `usage: builder-server [options]
        builder-server backup FILE [--dir DIR] [--with-results]
@@ -42,13 +43,17 @@ options:
   --notify-command CMD run CMD (through sh -c) with a JSON summary on stdin when a job stops
                        reproducing, reproduces again, starts failing or recovers
   --notify-timeout SECONDS  how long CMD may run before it is killed (default 30)
+  --http IP:PORT       serve the read-only web view, /metrics and /healthz there (off unless
+                       given; e.g. 127.0.0.1:8080; port 0 picks a free one)
+  --http-auth USER:PASSWORDFILE  basic authentication for every page of the web view (the
+                       password is the file's first line)
   --help               this text`;
 
 /** The configuration, or undefined after --help. */
 function configFrom(argv: string[]): ServerConfig | undefined {
   const args = parseArgs(argv, {
     values: ['dir', 'config-dir', 'ip', 'port', 'token-file', 'upload', 'upload-backoff', 'lease', 'timeout', 'max-frame', 'max-attempts', 'retry-backoff',
-      'notify-command', 'notify-timeout'],
+      'notify-command', 'notify-timeout', 'http', 'http-auth'],
     booleans: ['help', 'no-provenance', 'print-public-key'],
   });
   if (args.booleans.has('help')) {
@@ -91,6 +96,7 @@ function configFrom(argv: string[]): ServerConfig | undefined {
     provenance: !args.booleans.has('no-provenance'),
     notifyCommand: notifyCommandFlag(args.values['notify-command']),
     notifyTimeoutMs: Math.max(1, secondsFlag(args.values['notify-timeout'], 'notify-timeout', 30) * 1000),
+    ...webFlags(args.values.http, args.values['http-auth']),
   });
 }
 

@@ -214,6 +214,7 @@ export class RunLedger {
     this.store.addLines(run.uuid, seq, fresh);
     run.nextSeq = seq + fresh.length;
     this.parts.observing.lines(run.uuid, fresh);
+    this.parts.events.emit('run:lines', { uuid: run.uuid, seq, lines: fresh });
   }
 
   artifactStart(w: WorkerSession, msg: ArtifactStart): void {

@@ -21,6 +21,7 @@ import { parseUploadUrl } from './upload/sender.js';
 import { Uploader } from './upload/uploader.js';
 import { Notifier } from './repro/notify.js';
 import { ReproTracker } from './repro/tracker.js';
+import { startWebView, type WebView } from '../web/http-server.js';
 
 /** Upload retries never wait longer than this, however long builder-web has been away. */
 const MAX_UPLOAD_DELAY_MS = 3_600_000;
@@ -32,6 +33,8 @@ export interface RunningServer {
   events: ServerEvents;
   uploader: Uploader | undefined;
   tracker: ReproTracker;
+  /** the web view (--http), when on */
+  web: WebView | undefined;
   close(): Promise<void>;
 }
 
@@ -87,6 +90,10 @@ export async function startServer(config: ServerConfig, log: Logger): Promise<Ru
   scheduler.start();
   uploader?.start();
   log.info('listening', { address: `${config.host}:${port}`, state: config.stateDir });
+  const web = config.http === undefined ? undefined : await startWebView({
+    host: config.http.host, port: config.http.port, auth: config.httpAuth, store, coordinator, events,
+    configDir: config.configDir, stateDir: config.stateDir, listening: () => server.listening, log,
+  });
 
   return {
     address: { host: config.host, port },
@@ -95,7 +102,9 @@ export async function startServer(config: ServerConfig, log: Logger): Promise<Ru
     events,
     uploader,
     tracker,
+    web,
     async close() {
+      await web?.close();
       uploader?.stop();
       tracker.stop();
       await notifier?.close();

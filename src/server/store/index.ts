@@ -1,7 +1,8 @@
 // All durable server state lives in one SQLite file (WAL). Every change is one transaction;
 // the files of this folder are the only place SQL is written, one statement per operation,
 // split by table group: jobs.ts (schedule and platforms), queue.ts, runs.ts (runs, console,
-// artifacts), comparisons.ts (reproducibility) and uploads.ts (the outbox to builder-web). openStore(':memory:') gives tests a
+// artifacts), comparisons.ts (reproducibility), uploads.ts (the outbox to builder-web) and views.ts (the web
+// view's paged reads). openStore(':memory:') gives tests a
 // fresh store without a file.
 import Database from 'better-sqlite3';
 import { BuilderError } from '../../common/errors.js';
@@ -11,6 +12,7 @@ import { migrations } from './migrations.js';
 import { queueStatements } from './queue.js';
 import { runStatements } from './runs.js';
 import { uploadStatements } from './uploads.js';
+import { viewStatements } from './views.js';
 import type { FinishedRun, RunRow } from './runs.js';
 
 export { comparisonOf, type ComparisonRow, type JobStateRow, type Outcome, type SuccessfulRun } from './comparisons.js';
@@ -18,6 +20,7 @@ export type { JobRow, JobSummary, PlatformRow } from './jobs.js';
 export type { QueueRow } from './queue.js';
 export type { FinishedRun, RunRow, StoredRun } from './runs.js';
 export { UPLOAD_LIST_LIMIT, type UploadRow, type UploadState } from './uploads.js';
+export type { FinishedCount, JobStateViewRow, JobViewRow, RunViewRow } from './views.js';
 export type { ArtifactRow, ConsoleRow } from '../../results/index.js';
 
 export type Store = ReturnType<typeof openStore>;
@@ -59,6 +62,8 @@ export function openStore(file: string, options: StoreOptions = {}) {
     ...runs,
     ...comparisonStatements(db),
     uploads,
+    /** read-only, paged queries of the web view and metrics */
+    views: viewStatements(db),
 
     /** the job and its queue entries on every platform */
     deleteJob: (name: string) => {
