@@ -288,10 +288,7 @@ async function rawConsole(store: Store, res: ServerResponse, uuid: string): Prom
   if (!row) throw new HttpError(404, `no run with uuid ${uuid}`);
   res.writeHead(200, { 'Content-Type': 'text/plain; charset=utf-8', 'Cache-Control': 'no-store' });
   const write = async (chunk: Buffer): Promise<void> => {
-    if (!res.write(chunk)) await new Promise<void>((resolve) => {
-      res.once('drain', resolve);
-      res.once('close', resolve);
-    });
+    if (!res.write(chunk)) await drained(res);
   };
   if (row.state === 'running') {
     let seq = -1;
@@ -310,4 +307,17 @@ async function rawConsole(store: Store, res: ServerResponse, uuid: string): Prom
     }
   }
   res.end();
+}
+
+/** Waits until the response's buffer has drained, or the reader is gone. */
+export function drained(res: ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.once('drain', done);
+    res.once('close', done);
+  });
 }
