@@ -16,7 +16,7 @@ import type { Coordinator } from '../server/coordinator.js';
 import type { ServerEvents } from '../server/events.js';
 import type { Store } from '../server/store/index.js';
 import { authorized, type BasicAuth } from './auth.js';
-import { consoleIndex, consoleLinesFrom } from './console-file.js';
+import { consoleText } from './console-file.js';
 import { LiveConsoles } from './live.js';
 import { Metrics } from './metrics.js';
 import { frontPage, jobPage, runPage, type ViewContext } from './pages.js';
@@ -299,11 +299,9 @@ async function rawConsole(store: Store, res: ServerResponse, uuid: string): Prom
       await write(Buffer.concat(rows.flatMap((r) => [r.data, Buffer.from('\n')])));
     }
   } else if (row.dir) {
-    const file = join(row.dir, 'console');
-    const index = await consoleIndex(file);
-    for await (const batch of consoleLinesFrom(file, index, 0)) {
+    for await (const chunk of consoleText(join(row.dir, 'console'))) {
       if (res.destroyed) break;
-      await write(Buffer.concat(batch.flatMap(([, , data]) => [data, Buffer.from('\n')])));
+      await write(chunk);
     }
   }
   res.end();

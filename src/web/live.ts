@@ -106,7 +106,9 @@ class LiveStream {
           this.catchingUp = false;
           return;
         }
-        for (const r of rows) this.line(r.seq, r.ms, r.data);
+        const out: string[] = [];
+        for (const r of rows) this.line(r.seq, r.ms, r.data, out);
+        this.res.write(out.join(''));
         await this.drained();
       }
       if (this.end && !this.ended) await this.finishFromFile();
@@ -153,21 +155,27 @@ class LiveStream {
       const index = await consoleIndex(file);
       for await (const batch of consoleLinesFrom(file, index, this.sent + 1)) {
         if (this.ended) return;
-        for (const [n, ms, data] of batch) this.line(n, ms, data);
+        const out: string[] = [];
+        for (const [n, ms, data] of batch) this.line(n, ms, data, out);
+        this.res.write(out.join(''));
         await this.drained();
       }
     }
     this.sendEnd(result);
   }
 
-  private line(n: number, ms: number, data: Buffer): void {
+  /** Writes one line's event, or adds it to `out` when a batch is written at once. */
+  private line(n: number, ms: number, data: Buffer, out?: string[]): void {
+    let text = '';
     if (this.skipped > 0) {
-      this.res.write(`event: skipped\ndata: ${JSON.stringify({ count: this.skipped })}\n\n`);
+      text = `event: skipped\ndata: ${JSON.stringify({ count: this.skipped })}\n\n`;
       this.skipped = 0;
     }
     this.sent = n;
     // JSON keeps a line's own CR or LF from ending the event early
-    this.res.write(`event: line\nid: ${n}\ndata: ${JSON.stringify({ n: n + 1, ms, text: data.toString('utf8') })}\n\n`);
+    text += `event: line\nid: ${n}\ndata: ${JSON.stringify({ n: n + 1, ms, text: data.toString('utf8') })}\n\n`;
+    if (out) out.push(text);
+    else this.res.write(text);
   }
 
   private sendEnd(result: RunResult): void {
