@@ -196,6 +196,12 @@ function makeHandler(ctx: ViewContext, opts: WebViewOptions, renderer: Renderer,
       }
       if (api) throw new HttpError(404, 'no such page');
       if (sub.length === 1 && sub[0] === 'events') {
+        if (req.method === 'HEAD') {
+          if (!store.run(uuid)) throw new HttpError(404, `no run with uuid ${uuid}`);
+          res.writeHead(200, { 'Content-Type': 'text/event-stream; charset=utf-8', 'Cache-Control': 'no-store' });
+          res.end();
+          return;
+        }
         const last = req.headers['last-event-id'] ?? url.searchParams.get('after') ?? '-1';
         const after = Number(last);
         if (!Number.isSafeInteger(after) || after < -1) throw new HttpError(400, `after must be a line number, got "${String(last)}"`);
