@@ -1,7 +1,8 @@
 // The web view's HTML: Handlebars templates from templates/web/ (layout.hbs around one template
 // per page, partials/*.hbs), compiled once when the view starts. Handlebars escapes every
-// {{value}} for HTML; no template uses the unescaped {{{...}}} form, and no helper returns a
-// SafeString built from data, so a job name, a path or a console line is always text.
+// {{value}} for HTML; no template uses the unescaped {{{...}}} form and no helper returns a
+// SafeString, so a job name, a path or a console line is always text. The one SafeString is a
+// page's own rendered (already escaped) output, handed to the layout.
 import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
