@@ -1,4 +1,4 @@
-// `npm run bench`: prints ONE JSON object on stdout, {core, sandboxes, upload, parse, repro, fetch, machine}; progress
+// `npm run bench`: prints ONE JSON object on stdout, {core, sandboxes, upload, parse, repro, fetch, web, machine}; progress
 // goes to stderr. A part that is missing or fails is reported as {error: message} and the others
 // still run.
 //   node dist/bench/run.js                      every part
@@ -7,11 +7,12 @@
 // core parts: firstLine, jobsPerSecond, schedule, rss. parse: frame decode+check per second.
 // repro: the server's cost of completing a run with 50 x 1 MiB artifacts, provenance on vs off.
 // fetch: builder-client artifacts of a 1 GiB stored artifact: client and server RSS, throughput vs cp.
+// web: the web view's page latency on a big history, SSE latency, memory while streaming a huge console.
 import { cpus, totalmem } from 'node:os';
 import { errorMessage } from '../src/common/errors.js';
 import { CORE_PARTS, benchCore, type CorePart } from './core.js';
 
-const PARTS = ['core', 'sandboxes', 'upload', 'parse', 'repro', 'fetch'] as const;
+const PARTS = ['core', 'sandboxes', 'upload', 'parse', 'repro', 'fetch', 'web'] as const;
 type Part = (typeof PARTS)[number];
 
 const USAGE = `usage: node dist/bench/run.js [PART...]
@@ -92,6 +93,10 @@ async function main(): Promise<void> {
   if (parts.has('fetch')) {
     progress('fetch');
     out.fetch = await optional('./fetch.js', 'benchFetch');
+  }
+  if (parts.has('web')) {
+    progress('web');
+    out.web = await optional('./web.js', 'benchWeb');
   }
   const cpu = cpus();
   out.machine = {

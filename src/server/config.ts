@@ -30,4 +30,8 @@ export interface ServerConfig {
   readonly keepRuns?: number | undefined;
   /** --keep-days: days a finished run is kept (absent: forever) */
   readonly keepDays?: number | undefined;
+  /** --http IP:PORT: the read-only web view, metrics and health check (off when absent) */
+  readonly http?: { readonly host: string; readonly port: number } | undefined;
+  /** --http-auth USER:PASSWORDFILE, read at start: basic authentication for every web page */
+  readonly httpAuth?: { readonly user: string; readonly password: string } | undefined;
 }

@@ -17,6 +17,8 @@ export interface RunFacts {
 
 export interface EventMap {
   'run:started': RunFacts & { started: number };
+  /** console lines of a running run, stored (masked) by then; seq is the first line's number */
+  'run:lines': { uuid: string; seq: number; lines: ReadonlyArray<readonly [number, Buffer]> };
   /** dir is the stored result directory, or null when its files could not be written */
   'run:finished': RunFacts & { result: RunResult; finished: number; dir: string | null; retried: boolean };
   /**

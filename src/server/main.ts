@@ -14,6 +14,7 @@ import { publicKeyPemOf } from '../provenance/key.js';
 import { signingKeyDir } from './attest.js';
 import { startServer } from './server.js';
 import { offlineCommand } from './offline-commands.js';
+import { webFlags } from '../web/flags.js';
 
 const USAGE = `usage: builder-server [options]
        builder-server backup FILE [--dir DIR] [--with-results]
@@ -54,6 +55,10 @@ options:
   --keep-days D        delete finished runs older than D days (default: never); with either, the
                        newest successful run of a job on each platform, runs whose upload is
                        pending and the runs kept runs were compared against always stay
+  --http IP:PORT       serve the read-only web view, /metrics and /healthz there (off unless
+                       given; e.g. 127.0.0.1:8080; port 0 picks a free one)
+  --http-auth USER:PASSWORDFILE  basic authentication for every page of the web view (the
+                       password is the file's first line)
   --version            the version of builder
   -h, --help           this text`;
 
@@ -61,7 +66,7 @@ options:
 function configFrom(argv: string[]): ServerConfig | undefined {
   const args = parseArgs(argv, {
     values: ['dir', 'config-dir', 'ip', 'port', 'token-file', 'upload', 'upload-password-file', 'tls-cert', 'tls-key', 'upload-backoff', 'lease', 'timeout', 'max-frame', 'max-attempts', 'retry-backoff',
-      'notify-command', 'notify-timeout', 'keep-runs', 'keep-days'],
+      'notify-command', 'notify-timeout', 'keep-runs', 'keep-days', 'http', 'http-auth'],
     booleans: ['help', 'no-provenance', 'print-public-key', 'version'],
   });
   if (args.booleans.has('help')) {
@@ -117,6 +122,7 @@ function configFrom(argv: string[]): ServerConfig | undefined {
     notifyTimeoutMs: Math.max(1, secondsFlag(args.values['notify-timeout'], 'notify-timeout', 30) * 1000),
     keepRuns: args.values['keep-runs'] === undefined ? undefined : intFlag(args, 'keep-runs', 0, 1),
     keepDays: args.values['keep-days'] === undefined ? undefined : intFlag(args, 'keep-days', 0, 1),
+    ...webFlags(args.values.http, args.values['http-auth']),
   });
 }
 

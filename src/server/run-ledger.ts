@@ -259,6 +259,7 @@ export class RunLedger {
     this.saveLines(run, seq, fresh);
     run.nextSeq = seq + fresh.length;
     this.parts.observing.lines(run.uuid, fresh);
+    this.parts.events.emit('run:lines', { uuid: run.uuid, seq, lines: fresh });
   }
 
   /** Stores console lines, or keeps them (bounded) until the disk takes them again. */

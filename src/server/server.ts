@@ -25,6 +25,7 @@ import { Uploader } from './upload/uploader.js';
 import { Notifier } from './repro/notify.js';
 import { ReproTracker } from './repro/tracker.js';
 import { Retention } from './retention.js';
+import { startWebView, type WebView } from '../web/http-server.js';
 
 /** Upload retries never wait longer than this, however long builder-web has been away. */
 const MAX_UPLOAD_DELAY_MS = 3_600_000;
@@ -36,6 +37,8 @@ export interface RunningServer {
   events: ServerEvents;
   uploader: Uploader | undefined;
   tracker: ReproTracker;
+  /** the web view (--http), when on */
+  web: WebView | undefined;
   close(): Promise<void>;
 }
 
@@ -122,6 +125,10 @@ async function serve(config: ServerConfig, log: Logger, token: string, tokenFile
   if (!tls && !isLoopback(config.host)) {
     log.warn('listening without TLS on a non-loopback address: the connections (scripts, consoles, artifacts) are readable on the network; give --tls-cert and --tls-key', { address: config.host });
   }
+  const web = config.http === undefined ? undefined : await startWebView({
+    host: config.http.host, port: config.http.port, auth: config.httpAuth, store, coordinator, events,
+    configDir: config.configDir, stateDir: config.stateDir, listening: () => server.listening, log,
+  });
 
   return {
     address: { host: config.host, port },
@@ -130,7 +137,9 @@ async function serve(config: ServerConfig, log: Logger, token: string, tokenFile
     events,
     uploader,
     tracker,
+    web,
     async close() {
+      await web?.close();
       uploader?.stop();
       await retention.stop();
       tracker.stop();

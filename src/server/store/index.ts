@@ -1,7 +1,8 @@
 // All durable server state lives in one SQLite file (WAL). Every change is one transaction;
 // the files of this folder are the only place SQL is written, one statement per operation,
 // split by table group: jobs.ts (schedule and platforms), queue.ts, runs.ts (runs, console,
-// artifacts), comparisons.ts (reproducibility), tokens.ts (named credentials), retention.ts (deleting old runs) and uploads.ts (the outbox to builder-web). openStore(':memory:') gives tests a
+// artifacts), comparisons.ts (reproducibility), tokens.ts (named credentials), retention.ts (deleting old
+// runs), uploads.ts (the outbox to builder-web) and views.ts (the web view's paged reads). openStore(':memory:') gives tests a
 // fresh store without a file.
 //
 // Durability. In WAL mode a commit appends the transaction's pages to state.db-wal; with
@@ -30,6 +31,7 @@ import { retentionStatements } from './retention.js';
 import { runStatements } from './runs.js';
 import { uploadStatements } from './uploads.js';
 import { tokenStatements } from './tokens.js';
+import { viewStatements } from './views.js';
 import type { FinishedRun, RunRow } from './runs.js';
 
 export { comparisonOf, type ComparisonRow, type JobStateRow, type Outcome, type SuccessfulRun } from './comparisons.js';
@@ -39,6 +41,7 @@ export type { RetentionRow } from './retention.js';
 export type { FinishedRun, RunRow, StoredRun } from './runs.js';
 export type { TokenKind, TokenRow } from './tokens.js';
 export { UPLOAD_LIST_LIMIT, type UploadRow, type UploadState } from './uploads.js';
+export type { FinishedCount, JobStateViewRow, JobViewRow, RunViewRow } from './views.js';
 export type { ArtifactRow, ConsoleRow } from '../../results/index.js';
 
 export type Store = ReturnType<typeof openStore>;
@@ -116,6 +119,8 @@ export function openStore(file: string, options: StoreOptions = {}) {
     ...tokenStatements(db),
     ...retentionStatements(db),
     uploads,
+    /** read-only, paged queries of the web view and metrics */
+    views: viewStatements(db),
 
     /** the job and its queue entries on every platform */
     deleteJob: (name: string) => {

@@ -1,0 +1,240 @@
+// The web view in-process (a coordinator rig, its store in memory, the view on port 0): pages on
+// a big history answer fast and paged, a huge console is paged and streamed without being held,
+// artifact paths cannot leave the run, nothing changes state, everything is escaped, the live
+// console catches up and follows a run to its end, /healthz tells why it is unhealthy.
+import { statSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import { request } from 'node:http';
+import { join } from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import type { Logger } from '../../src/common/log.js';
+import { escapeLabel } from '../../src/web/metrics.js';
+import { startWebView, type WebView, type WebViewOptions } from '../../src/web/http-server.js';
+import { Rig } from '../helpers/coordinator-rig.js';
+import { fillHistory, storedRun } from '../helpers/web-fixtures.js';
+import { readSse, type SseEvent } from '../helpers/sse-client.js';
+
+const quiet: Logger = { debug() {}, info() {}, warn() {}, error() {}, child: () => quiet };
+
+let rig: Rig;
+let view: WebView;
+let base: string;
+
+async function open(over: Partial<WebViewOptions> = {}): Promise<void> {
+  view = await startWebView({
+    host: '127.0.0.1', port: 0, auth: undefined, store: rig.store, coordinator: rig.coordinator, events: rig.events,
+    configDir: rig.config.configDir, stateDir: rig.dir, listening: () => true, log: quiet, ...over,
+  });
+  base = `http://127.0.0.1:${view.address.port}`;
+}
+
+test.before.each(() => {
+  rig = new Rig();
+});
+test.after.each(async () => {
+  await view?.close();
+  rig.close();
+});
+
+/** GET (or another method) with the raw path as given: fetch would normalize "..". */
+function get(path: string, method = 'GET'): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: Buffer }> {
+  return new Promise((resolve, reject) => {
+    const req = request(`${base}${path}`, { method }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(chunks) }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+async function medianMs(path: string, times = 7): Promise<number> {
+  const ms: number[] = [];
+  for (let i = 0; i < times; i++) {
+    const t = performance.now();
+    const r = await get(path);
+    ms.push(performance.now() - t);
+    assert.is(r.status, 200, path);
+  }
+  return ms.sort((a, b) => a - b)[Math.floor(times / 2)]!;
+}
+
+test('the front page with 10,000 jobs and a job page with 10,000 runs answer in under 50 ms, paged', async () => {
+  const { busyJob } = fillHistory(rig.store, { jobs: 10_000, runs: 10_000 });
+  await open();
+  const front = JSON.parse((await get('/api/')).body.toString());
+  assert.is(front.jobs.total, 10_000);
+  assert.is(front.jobs.items.length, 100);
+  assert.is(front.jobs.items[0].name, busyJob);
+  // the newest of its runs (the 10,000th) exited 1
+  assert.is(front.jobs.items[0].last.result.text, 'exited 1');
+  const lastPage = JSON.parse((await get('/api/?page=last')).body.toString());
+  assert.is(lastPage.jobs.items.at(-1).name, 'job-09999');
+  const job = JSON.parse((await get(`/api/job/${busyJob}?page=2`)).body.toString());
+  assert.is(job.runs.total, 10_000);
+  assert.is(job.runs.items.length, 50);
+  // newest first: page 2 starts with the 51st newest
+  assert.is(job.runs.items[0].started, new Date(Date.parse('2026-01-01T00:00:00Z') + (10_000 - 51) * 1000).toISOString());
+  assert.is(job.runs.items[0].artifacts, 1);
+  const front_ms = await medianMs('/');
+  const job_ms = await medianMs(`/job/${busyJob}`);
+  const deep_ms = await medianMs(`/job/${busyJob}?page=200`);
+  console.log(`  front ${front_ms.toFixed(1)} ms, job ${job_ms.toFixed(1)} ms, job page 200 ${deep_ms.toFixed(1)} ms`);
+  assert.ok(front_ms < 50, `front page took ${front_ms} ms`);
+  assert.ok(job_ms < 50, `job page took ${job_ms} ms`);
+  assert.ok(deep_ms < 50, `job page 200 took ${deep_ms} ms`);
+});
+
+test('a console of 300,000 lines is shown a page at a time and streamed whole without being held', async () => {
+  const { uuid, dir } = await storedRun(rig.store, rig.dir, 'big', { lines: 300_000, width: 200 });
+  await open();
+  const page = JSON.parse((await get(`/api/run/${uuid}?page=150`)).body.toString());
+  assert.is(page.console.total, 300_000);
+  assert.is(page.console.pages, 300);
+  assert.is(page.console.lines.length, 1000);
+  assert.is(page.console.lines[0].n, 149_001);
+  assert.ok(page.console.lines[0].text.startsWith('line 149001 '));
+  const html = (await get(`/run/${uuid}`)).body.toString();
+  assert.match(html, /line 300000 /);
+  assert.not.match(html, /line 299000 /);
+
+  // the raw console (~60 MB) and the live stream of a finished run, counted as they arrive; a
+  // reader that held the file whole (and its lines parsed) would grow by more than its size
+  const fileMb = statSync(join(dir, 'console')).size / 2 ** 20;
+  const before = process.memoryUsage().rss;
+  let peak = before;
+  const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 20);
+  const raw = await countIn(`${base}/run/${uuid}/console.txt`, ['\n']);
+  assert.is(raw[0], 300_000);
+  const [lines, ends] = await countIn(`${base}/run/${uuid}/events?after=-1`, ['event: line\n', 'event: end\n']);
+  clearInterval(sampler);
+  assert.is(lines, 300_000);
+  assert.is(ends, 1);
+  const grewMb = (peak - before) / 2 ** 20;
+  console.log(`  rss grew ${grewMb.toFixed(1)} MiB while streaming a ${fileMb.toFixed(0)} MiB console twice`);
+  assert.ok(grewMb < fileMb, `rss grew ${grewMb.toFixed(1)} MiB`);
+});
+
+/** GETs a URL and counts each needle in the body as it arrives, keeping nothing. */
+function countIn(url: string, needles: string[]): Promise<number[]> {
+  return new Promise((resolve, reject) => {
+    const counts = needles.map(() => 0);
+    const keep = Math.max(...needles.map((n) => n.length)) - 1;
+    let carry = Buffer.alloc(0);
+    request(url, (res) => {
+      res.on('data', (c: Buffer) => {
+        const buf = carry.length ? Buffer.concat([carry, c]) : c;
+        needles.forEach((needle, k) => {
+          // matches wholly inside the carried tail were counted with the previous chunk
+          for (let i = buf.indexOf(needle); i >= 0; i = buf.indexOf(needle, i + 1)) if (i + needle.length > carry.length) counts[k]!++;
+        });
+        carry = Buffer.from(buf.subarray(Math.max(0, buf.length - keep)));
+      });
+      res.on('end', () => resolve(counts));
+    }).on('error', reject).end();
+  });
+}
+
+test('artifacts download with their length and name; no path leaves the run\'s artifacts', async () => {
+  const body = Buffer.from(Array.from({ length: 70_000 }, (_, i) => i % 251));
+  const { uuid, dir } = await storedRun(rig.store, rig.dir, 'art', { lines: 1, artifacts: { 'out/blob.bin': body, 'link.txt': Buffer.from('inside') } });
+  writeFileSync(join(rig.dir, 'secret.txt'), 'outside');
+  // a listed artifact replaced by a link pointing out of the run
+  unlinkSync(join(dir, 'artifacts', 'link.txt'));
+  symlinkSync(join(rig.dir, 'secret.txt'), join(dir, 'artifacts', 'link.txt'));
+  await open();
+  const r = await get(`/run/${uuid}/artifact/out/blob.bin`);
+  assert.is(r.status, 200);
+  assert.ok(r.body.equals(body));
+  assert.is(r.headers['content-length'], String(body.length));
+  assert.match(String(r.headers['content-disposition']), /^attachment; filename="blob.bin"/);
+  for (const path of ['../run.json', '..%2Frun.json', '%2e%2e/run.json', 'out/../../run.json', '/etc/passwd', '%2Fetc%2Fpasswd',
+    '..%2F..%2F..%2Fsecret.txt', 'link.txt', 'out', 'missing.bin']) {
+    const res = await get(`/run/${uuid}/artifact/${path}`);
+    assert.is(res.status, 404, path);
+    assert.not.ok(res.body.includes('outside'), path);
+  }
+});
+
+test('nothing in the web view changes state: every other method is refused', async () => {
+  fillHistory(rig.store, { jobs: 3, runs: 0 });
+  await open();
+  for (const method of ['POST', 'PUT', 'DELETE', 'PATCH']) {
+    const r = await get('/job/job-00000', method);
+    assert.is(r.status, 405, method);
+    assert.is(r.headers.allow, 'GET, HEAD');
+  }
+  assert.is(rig.store.jobCount(), 3);
+});
+
+test('console lines and artifact paths with markup are shown as text', async () => {
+  const { uuid } = await storedRun(rig.store, rig.dir, 'xss', {
+    lines: 1, extraLines: ['<script>alert(1)</script>', '"><img src=x onerror=alert(2)>'],
+    artifacts: { '<b>bold</b>.txt': Buffer.from('b') },
+  });
+  await open();
+  const r = await get(`/run/${uuid}`);
+  const html = r.body.toString();
+  assert.match(html, /&lt;script&gt;alert\(1\)&lt;\/script&gt;/);
+  assert.not.match(html, /<script>alert/);
+  assert.not.match(html, /<img src=x/);
+  assert.match(html, /&lt;b&gt;bold&lt;\/b&gt;.txt/);
+  assert.match(String(r.headers['content-security-policy']), /script-src 'self'/);
+  const raw = await get(`/run/${uuid}/console.txt`);
+  assert.is(raw.headers['content-type'], 'text/plain; charset=utf-8');
+  assert.is(raw.headers['x-content-type-options'], 'nosniff');
+});
+
+test('the live console catches up, follows the run, ends with its result; a late reader gets the rest from the file', async () => {
+  rig.schedule('live');
+  const { w } = rig.join('w1');
+  const [uuid] = rig.jobsSent(w);
+  await open();
+  const line = (seq: number, ...texts: string[]) =>
+    rig.coordinator.output(w, { t: 'output', uuid: uuid!, seq, lines: texts.map((t, i) => [seq + i, Buffer.from(t)] as [number, Buffer]) });
+  line(0, 'one', 'two');
+  const seen: SseEvent[] = [];
+  let wake = (): void => {};
+  const reader = readSse(`${base}/run/${uuid}/events?after=-1`, (ev) => {
+    seen.push(ev);
+    wake();
+  });
+  const waitFor = (n: number) => new Promise<void>((resolve) => {
+    const check = (): void => {
+      if (seen.length >= n) resolve();
+    };
+    wake = check;
+    check();
+  });
+  await waitFor(2);
+  assert.equal(seen.map((e) => JSON.parse(e.data).text), ['one', 'two']);
+  assert.equal(seen.map((e) => e.id), ['0', '1']);
+  line(2, 'three');
+  await waitFor(3);
+  assert.is(JSON.parse(seen[2]!.data).text, 'three');
+  // a reader that saw line 0 comes back (Last-Event-ID) after the run has ended
+  const late: SseEvent[] = [];
+  line(3, 'four');
+  await rig.finish(w, uuid!, { kind: 'exited', code: 2 }, 3);
+  assert.is(await reader.done, 200);
+  assert.equal(seen.map((e) => e.event), ['line', 'line', 'line', 'line', 'end']);
+  assert.is(JSON.parse(seen[4]!.data).result.text, 'exited 2');
+  await readSse(`${base}/run/${uuid}/events`, (ev) => late.push(ev), { 'Last-Event-ID': '0' }).done;
+  assert.equal(late.map((e) => e.event === 'line' ? JSON.parse(e.data).text : e.event), ['two', 'three', 'four', 'end']);
+  assert.is(view.live.readers, 0);
+});
+
+test('/healthz says why it is unhealthy; /metrics escapes label values', async () => {
+  let up = true;
+  await open({ listening: () => up });
+  const ok = await get('/healthz');
+  assert.is(ok.status, 200);
+  up = false;
+  const bad = await get('/healthz');
+  assert.is(bad.status, 503);
+  assert.match(bad.body.toString(), /protocol listener is not up/);
+  assert.is(escapeLabel('a"b\\c\nd'), 'a\\"b\\\\c\\nd');
+});
+
+test.run();
