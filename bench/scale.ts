@@ -340,14 +340,14 @@ async function workersAt(n: number): Promise<Record<string, unknown>> {
       };
       server.proc.child.stderr!.on('data', onLog);
 
-      // paced: one execute every 5 ms, far below what the server can do, so nothing waits in a queue
+      // paced: one execute every 20 ms (50/s), far below what the server can do, so nothing waits in a queue
       const sent = new Map<string, number>();
       const pacedFrom = wall();
       for (let i = 0; i < paced; i++) {
         const name = jobName(i);
         sent.set(name, wall());
         void session.request({ op: 'execute', name });
-        await sleep(5);
+        await sleep(20);
       }
       while (finished < paced) await sleep(50);
       const pacedStalls = stalls.since(pacedFrom);
@@ -412,7 +412,7 @@ async function benchWorkers(): Promise<Record<string, unknown>> {
     sizes: rows, fdLimit, aims: { rssMb: AIM.rssMb, queuedToReceivedP99Ms: AIM.dispatchP99Ms },
     baseline: 'serverRssMb.beforeWorkers (same server, no workers); queuedToReceivedMs.paced is the unloaded figure, .saturated the same path with a full queue',
     how: 'N worker connections (capacity 1, hello+auth with the token) from child processes of 500 each; each answers a job at once ' +
-      'with one console line and finished. Paced: 400 executes 5 ms apart, latency = execute sent (bench) -> job received (simulated ' +
+      'with one console line and finished. Paced: 400 executes 20 ms apart, latency = execute sent (bench) -> job received (simulated ' +
       'worker), same machine clock. Saturated: max(2000, 2N) executes pipelined (200 in flight); jobs/s to the last "run finished"',
   };
 }
