@@ -50,7 +50,7 @@ export function runStatements(db: Database.Database) {
     ),
     // two statements, not one with "(? IS NULL OR job = ?)": SQLite plans a statement once, and
     // that OR keeps it from using either index, so at a million runs each call read them all.
-    // runs_job (job, finished) and runs_finished (finished) give both orders as index ranges
+    // runs_job (job, finished) and runs_finished (state, finished) give both orders as index ranges
     // (the rowid is the last column of each index, so the tie-break costs nothing)
     history: db.prepare<[number], RunRow>(
       `SELECT * FROM runs WHERE state = 'finished' ORDER BY finished DESC, rowid DESC LIMIT ?`,
