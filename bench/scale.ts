@@ -324,6 +324,7 @@ async function workersAt(n: number): Promise<Record<string, unknown>> {
     const t0 = performance.now();
     const f = await fleet(server, token, n, { platform: 'sim' });
     const connectS = (performance.now() - t0) / 1000;
+    let sampler: NodeJS.Timeout | undefined;
     try {
       const listed = ((await session.request({ op: 'workers' })).data as unknown[]).length;
       await sleep(5_000); // heartbeats in both directions
@@ -354,7 +355,9 @@ async function workersAt(n: number): Promise<Record<string, unknown>> {
 
       // saturation: every other job at once, pipelined
       let peak = rssMb(server.proc.pid).rss;
-      const sampler = setInterval(() => (peak = Math.max(peak, rssMb(server.proc.pid).rss)), 100);
+      sampler = setInterval(() => {
+        if (server.proc.running) peak = Math.max(peak, rssMb(server.proc.pid).rss);
+      }, 100);
       const cpu0 = cpuSeconds(server.proc.pid);
       const blastFrom = wall();
       const tb = performance.now();
@@ -369,6 +372,7 @@ async function workersAt(n: number): Promise<Record<string, unknown>> {
       const deadline = Date.now() + 600_000;
       while (finished < paced + blast) {
         if (Date.now() > deadline) throw new Error(`only ${finished} of ${paced + blast} runs finished`);
+        if (!server.proc.running) throw new Error(`the server exited: ${server.proc.stderr.slice(-500)}`);
         await sleep(20);
       }
       const seconds = (performance.now() - tb) / 1000;
@@ -392,6 +396,7 @@ async function workersAt(n: number): Promise<Record<string, unknown>> {
         meetsAim: { rss: idle.rss < AIM.rssMb && peak < AIM.rssMb, dispatchP99: pacedLat.p99 < AIM.dispatchP99Ms },
       };
     } finally {
+      clearInterval(sampler);
       session.close();
       await f.stop();
     }
