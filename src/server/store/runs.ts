@@ -50,10 +50,11 @@ export function runStatements(db: Database.Database) {
     ),
     // two statements, not one with "(? IS NULL OR job = ?)": SQLite plans a statement once, and
     // that OR keeps it from using either index, so at a million runs each call read them all.
-    // runs_job (job, finished) and runs_finished (state, finished) give both orders as index ranges
+    // runs_job (job, finished) and runs_finished (finished) give both orders as index ranges
     // (the rowid is the last column of each index, so the tie-break costs nothing)
+    // "+state": not runs_state's state, whose rows are ordered by start; runs_finished walks back
     history: db.prepare<[number], RunRow>(
-      `SELECT * FROM runs WHERE state = 'finished' ORDER BY finished DESC, rowid DESC LIMIT ?`,
+      `SELECT * FROM runs WHERE +state = 'finished' AND finished IS NOT NULL ORDER BY finished DESC, rowid DESC LIMIT ?`,
     ),
     historyOf: db.prepare<[string, number], RunRow>(
       `SELECT * FROM runs WHERE job = ? AND state = 'finished' ORDER BY finished DESC, rowid DESC LIMIT ?`,
