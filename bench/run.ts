@@ -1,4 +1,4 @@
-// `npm run bench`: prints ONE JSON object on stdout, {core, sandboxes, upload, parse, repro, fetch, web, machine}; progress
+// `npm run bench`: prints ONE JSON object on stdout, {core, sandboxes, upload, parse, repro, fetch, web, scale, machine}; progress
 // goes to stderr. A part that is missing or fails is reported as {error: message} and the others
 // still run.
 //   node dist/bench/run.js                      every part
@@ -8,15 +8,19 @@
 // repro: the server's cost of completing a run with 50 x 1 MiB artifacts, provenance on vs off.
 // fetch: builder-client artifacts of a 1 GiB stored artifact: client and server RSS, throughput vs cp.
 // web: the web view's page latency on a big history, SSE latency, memory while streaming a huge console.
+// scale: the ceiling of one server (bench/scale.ts): big schedule, due wave, many workers, big history, slow consumers;
+//   scale:jobs, scale:due, scale:workers, scale:history, scale:slow for one of them.
 import { cpus, totalmem } from 'node:os';
 import { errorMessage } from '../src/common/errors.js';
 import { CORE_PARTS, benchCore, type CorePart } from './core.js';
+import { SCALE_PARTS, benchScale, type ScalePart } from './scale.js';
 
-const PARTS = ['core', 'sandboxes', 'upload', 'parse', 'repro', 'fetch', 'web'] as const;
+const PARTS = ['core', 'sandboxes', 'upload', 'parse', 'repro', 'fetch', 'web', 'scale'] as const;
 type Part = (typeof PARTS)[number];
 
 const USAGE = `usage: node dist/bench/run.js [PART...]
-parts: ${PARTS.join(', ')} (default: all); core:FIGURE for one figure of core (${CORE_PARTS.join(', ')})`;
+parts: ${PARTS.join(', ')} (default: all); core:FIGURE for one figure of core (${CORE_PARTS.join(', ')});
+scale:FIGURE for one figure of scale (${SCALE_PARTS.join(', ')})`;
 
 const progress = (msg: string): void => void process.stderr.write(`[bench] ${msg}\n`);
 
@@ -48,6 +52,7 @@ async function main(): Promise<void> {
   }
   const parts = new Set<Part>();
   const coreParts = new Set<CorePart>();
+  const scaleParts = new Set<ScalePart>();
   for (const a of args) {
     const [part, figure] = a.split(':', 2) as [string, string | undefined];
     if (!(PARTS as readonly string[]).includes(part)) {
@@ -55,11 +60,12 @@ async function main(): Promise<void> {
       process.exit(2);
     }
     if (figure !== undefined) {
-      if (part !== 'core' || !(CORE_PARTS as readonly string[]).includes(figure)) {
+      if (part === 'core' && (CORE_PARTS as readonly string[]).includes(figure)) coreParts.add(figure as CorePart);
+      else if (part === 'scale' && (SCALE_PARTS as readonly string[]).includes(figure)) scaleParts.add(figure as ScalePart);
+      else {
         console.error(`bench: unknown figure "${a}"\n${USAGE}`);
         process.exit(2);
       }
-      coreParts.add(figure as CorePart);
     }
     parts.add(part as Part);
   }
@@ -97,6 +103,14 @@ async function main(): Promise<void> {
   if (parts.has('web')) {
     progress('web');
     out.web = await optional('./web.js', 'benchWeb');
+  }
+  if (parts.has('scale')) {
+    progress('scale');
+    try {
+      out.scale = await benchScale(scaleParts.size > 0 ? [...scaleParts] : SCALE_PARTS);
+    } catch (err) {
+      out.scale = { error: errorMessage(err) };
+    }
   }
   const cpu = cpus();
   out.machine = {

@@ -26,6 +26,7 @@ import { Notifier } from './repro/notify.js';
 import { ReproTracker } from './repro/tracker.js';
 import { Retention } from './retention.js';
 import { startWebView, type WebView } from '../web/http-server.js';
+import { startStallMonitor } from './stall-monitor.js';
 
 /** Upload retries never wait longer than this, however long builder-web has been away. */
 const MAX_UPLOAD_DELAY_MS = 3_600_000;
@@ -118,6 +119,7 @@ async function serve(config: ServerConfig, log: Logger, token: string, tokenFile
   });
   const addr = server.address();
   const port = typeof addr === 'object' && addr ? addr.port : config.port;
+  const stopStallMonitor = startStallMonitor(log);
   scheduler.start();
   uploader?.start();
   retention.start();
@@ -140,6 +142,7 @@ async function serve(config: ServerConfig, log: Logger, token: string, tokenFile
     web,
     async close() {
       await web?.close();
+      stopStallMonitor();
       uploader?.stop();
       await retention.stop();
       tracker.stop();

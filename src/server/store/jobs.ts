@@ -44,7 +44,10 @@ export function jobStatements(db: Database.Database) {
     ),
     // a paused job (a script job of a dropped platform) is never due: its next run stays as it
     // was, so undrop-platform finds it due once if it missed its time, as after downtime
-    due: db.prepare<[number], JobRow>(`SELECT * FROM jobs WHERE next_run IS NOT NULL AND next_run <= ? AND NOT ${PAUSED} ORDER BY next_run`),
+    // LIMIT -1: all of them; the scheduler takes them a batch at a time (scheduler.ts)
+    due: db.prepare<[number, number], JobRow>(
+      `SELECT * FROM jobs WHERE next_run IS NOT NULL AND next_run <= ? AND NOT ${PAUSED} ORDER BY next_run LIMIT ?`,
+    ),
     // walks the next_run index and stops at the first job that is not paused
     earliest: db.prepare<[], { t: number | null }>(`SELECT next_run AS t FROM jobs WHERE next_run IS NOT NULL AND NOT ${PAUSED} ORDER BY next_run LIMIT 1`),
     orbJobs: db.prepare<[], JobRow>("SELECT * FROM jobs WHERE kind = 'orb'"),
@@ -66,7 +69,8 @@ export function jobStatements(db: Database.Database) {
     setNext: (name: string, next: number | null) => void q.setNext.run(next, name),
     setTiming: (name: string, next: number | null, period: Period | null, cron: string | null, tz: string | null) =>
       void q.setTiming.run(next, period, cron, tz, name),
-    due: (now: number) => q.due.all(now),
+    /** the jobs due at `now`, earliest first, at most `limit` of them (default all) */
+    due: (now: number, limit = -1) => q.due.all(now, limit),
     earliestNext: () => q.earliest.get()?.t ?? null,
     orbJobs: () => q.orbJobs.all(),
     /** the names of a platform's script jobs (paused while it is dropped) */

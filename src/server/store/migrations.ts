@@ -150,4 +150,11 @@ export const migrations: readonly string[] = [
     created INTEGER NOT NULL
   );
   `,
+  // 9: history without a job name (the newest finished runs of all jobs) walks this index
+  // backwards instead of sorting every finished run (runs_state orders by start, not finish).
+  // Not (state, finished): without ANALYZE statistics SQLite then prefers it to runs_job for a
+  // job's own runs and scans the whole history for them (EXPLAIN in bench/scale.ts's notes)
+  `
+  CREATE INDEX runs_finished ON runs (finished);
+  `,
 ];

@@ -48,8 +48,16 @@ export function runStatements(db: Database.Database) {
       `UPDATE runs SET state = 'finished', finished = @finished, result = @result, stats = @stats,
        refusals = @refusals, dir = @dir WHERE uuid = @uuid AND state = 'running'`,
     ),
-    history: db.prepare<[string | null, string | null, number], RunRow>(
-      `SELECT * FROM runs WHERE state = 'finished' AND (? IS NULL OR job = ?) ORDER BY finished DESC, rowid DESC LIMIT ?`,
+    // two statements, not one with "(? IS NULL OR job = ?)": SQLite plans a statement once, and
+    // that OR keeps it from using either index, so at a million runs each call read them all.
+    // runs_job (job, finished) and runs_finished (finished) give both orders as index ranges
+    // (the rowid is the last column of each index, so the tie-break costs nothing)
+    // "+state": not runs_state's state, whose rows are ordered by start; runs_finished walks back
+    history: db.prepare<[number], RunRow>(
+      `SELECT * FROM runs WHERE +state = 'finished' AND finished IS NOT NULL ORDER BY finished DESC, rowid DESC LIMIT ?`,
+    ),
+    historyOf: db.prepare<[string, number], RunRow>(
+      `SELECT * FROM runs WHERE job = ? AND state = 'finished' ORDER BY finished DESC, rowid DESC LIMIT ?`,
     ),
     storedRun: db.prepare<[string], StoredRun>(
       "SELECT uuid, job, result, dir FROM runs WHERE uuid = ? AND state = 'finished' AND dir IS NOT NULL",
@@ -86,7 +94,7 @@ export function runStatements(db: Database.Database) {
       q.dropLines.run(f.uuid);
       return true;
     },
-    history: (job: string | undefined, limit: number) => q.history.all(job ?? null, job ?? null, limit),
+    history: (job: string | undefined, limit: number) => (job === undefined ? q.history.all(limit) : q.historyOf.all(job, limit)),
     /** a finished run whose result files were written */
     storedRun: (uuid: string) => q.storedRun.get(uuid),
     /** one transaction per batch: a chatty build must not cost a commit per line */
