@@ -7,8 +7,7 @@ import type { Logger } from '../common/log.js';
 import { makeNonce, peerMac, sameMac, serverProof } from '../protocol/auth.js';
 import type { Connection } from '../protocol/connection.js';
 import { PROTOCOL_VERSION, type Hello, type Message } from '../protocol/messages.js';
-
-const HANDSHAKE_MS = 10_000;
+import { HANDSHAKE_MS } from './admission.js';
 
 export function handshake(conn: Connection, token: string, log: Logger): Promise<Hello | undefined> {
   return new Promise((resolve) => {
@@ -42,6 +41,9 @@ export function handshake(conn: Connection, token: string, log: Logger): Promise
       if (!sameMac(msg.mac, peerMac(token, hello.role, nonce!, hello.nonce))) {
         return refuse('AUTH', 'authentication failed: wrong token');
       }
+      // a request sent in the same packet as the auth frame waits for its handler and for the
+      // limits of an authenticated peer (server.ts sets both, then release())
+      conn.hold();
       finish(hello);
     };
     const onClose = (): void => finish(undefined);

@@ -12,6 +12,7 @@ import type { ServerConfig } from './config.js';
 import { attesterFor, signingKeyDir } from './attest.js';
 import { Coordinator } from './coordinator.js';
 import { handshake } from './handshake.js';
+import { Admission, CLIENT_DEAD_AFTER_MS, PRE_AUTH_MAX_FRAME } from './admission.js';
 import type { RequestContext } from './requests.js';
 import { Scheduler } from './scheduler.js';
 import { openStore, type Store } from './store/index.js';
@@ -59,23 +60,32 @@ export async function startServer(config: ServerConfig, log: Logger): Promise<Ru
   const scheduler = new Scheduler(store, config.configDir, (platforms) => platforms.forEach((p) => coordinator.dispatch(p)), log);
   const ctx: RequestContext = { store, coordinator, scheduler, config, uploader };
   const connections = new Set<Connection>();
+  const admission = new Admission(log);
 
   const server: Server = createServer((socket) => {
-    const conn = new Connection(socket, { maxFrame: config.maxFrame });
+    const admitted = admission.admit(socket);
+    if (!admitted) return;
+    // small frames only until the hello has succeeded
+    const conn = new Connection(socket, { maxFrame: Math.min(PRE_AUTH_MAX_FRAME, config.maxFrame) });
     connections.add(conn);
     conn.on('close', (reason) => {
+      admitted.release();
       connections.delete(conn);
       if (reason.startsWith('bad frame') || reason.startsWith('undecodable')) {
         log.warn('connection closed', { peer: conn.peer, reason });
       }
     });
     void handshake(conn, token, log).then((hello) => {
+      admitted.release();
       if (!hello || conn.closed) return;
+      conn.setLimits({ maxFrame: config.maxFrame, ...(hello.role === 'client' ? { deadAfterMs: CLIENT_DEAD_AFTER_MS } : {}) });
       if (hello.role === 'worker') serveWorker(conn, hello, coordinator, store, log, serverName);
       else {
         conn.send({ t: 'welcome', server: serverName });
         serveClient(conn, ctx, log);
       }
+      // what came with the auth frame, now that a handler listens
+      conn.release();
     });
   });
   await new Promise<void>((resolve, reject) => {
