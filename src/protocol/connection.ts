@@ -34,6 +34,10 @@ export class Connection extends EventEmitter<ConnectionEvents> {
   private lastSent = Date.now();
   private lastReceived = Date.now();
   private lastTick = Date.now();
+  /** bytes handed to the socket, and when the peer last took some of them */
+  private queuedBytes = 0;
+  private flushedBytes = 0;
+  private lastFlushProgress = Date.now();
   private deadAfterMs: number;
   private timer: NodeJS.Timeout | undefined;
   private closedReason: string | undefined;
@@ -57,8 +61,22 @@ export class Connection extends EventEmitter<ConnectionEvents> {
       // sockets are read. The time we were away is not the peer's silence.
       const away = now - this.lastTick - every;
       this.lastTick = now;
-      if (away > every) this.lastReceived = Math.min(now, this.lastReceived + away);
-      else if (now - this.lastReceived > this.deadAfterMs) return this.close(`no frame from peer for ${now - this.lastReceived} ms`);
+      const flushed = this.queuedBytes - this.socket.writableLength;
+      if (flushed > this.flushedBytes || this.socket.writableLength === 0) this.lastFlushProgress = now;
+      this.flushedBytes = flushed;
+      if (away > every) {
+        this.lastReceived = Math.min(now, this.lastReceived + away);
+        this.lastFlushProgress = Math.min(now, this.lastFlushProgress + away);
+      } else if (this.socket.isPaused()) {
+        // We stopped reading this peer (our disk, or its own unread replies, is behind): its
+        // silence is ours to cause, not a sign it is gone. It is gone if it reads nothing either.
+        this.lastReceived = now;
+        if (now - this.lastFlushProgress > this.deadAfterMs) {
+          return this.close(`peer read nothing for ${now - this.lastFlushProgress} ms (${this.socket.writableLength} bytes unsent)`);
+        }
+      } else if (now - this.lastReceived > this.deadAfterMs) {
+        return this.close(`no frame from peer for ${now - this.lastReceived} ms`);
+      }
       if (now - this.lastSent >= beat) this.send({ t: 'ping' });
     }, every);
     this.timer.unref();
@@ -83,6 +101,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     this.lastSent = Date.now();
     const payload = encodeValue(msg);
     // header and payload as two writes in one writev, so a 1 MiB chunk is not copied again
+    this.queuedBytes += 4 + payload.length;
     this.socket.cork();
     this.socket.write(frameHeader(payload.length));
     const ok = this.socket.write(payload);
