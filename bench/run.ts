@@ -6,11 +6,13 @@
 //   node dist/bench/run.js core:firstLine core:rss   some figures of core
 // core parts: firstLine, jobsPerSecond, schedule, rss. parse: frame decode+check per second.
 // repro: the server's cost of completing a run with 50 x 1 MiB artifacts, provenance on vs off.
+// attack: hostile peers (huge and tagged frames, floods, a client that never reads) against a
+// server while a client works: peak RSS, the client's slow-down. fuzz: the suite's properties, longer.
 import { cpus, totalmem } from 'node:os';
 import { errorMessage } from '../src/common/errors.js';
 import { CORE_PARTS, benchCore, type CorePart } from './core.js';
 
-const PARTS = ['core', 'sandboxes', 'upload', 'parse', 'repro'] as const;
+const PARTS = ['core', 'sandboxes', 'upload', 'parse', 'repro', 'attack', 'fuzz'] as const;
 type Part = (typeof PARTS)[number];
 
 const USAGE = `usage: node dist/bench/run.js [PART...]
@@ -87,6 +89,14 @@ async function main(): Promise<void> {
   if (parts.has('repro')) {
     progress('repro');
     out.repro = await optional('./repro.js', 'benchRepro');
+  }
+  if (parts.has('attack')) {
+    progress('attack');
+    out.attack = await optional('./attack.js', 'benchAttack');
+  }
+  if (parts.has('fuzz')) {
+    progress('fuzz');
+    out.fuzz = await optional('./fuzz.js', 'benchFuzz');
   }
   const cpu = cpus();
   out.machine = {

@@ -25,41 +25,60 @@ export interface Admitted {
 }
 
 export class Admission {
+  /** per address, its unauthenticated sockets, oldest first */
+  private readonly byAddress = new Map<string, Set<Socket>>();
+  /** the address each socket was counted under (a destroyed socket forgets its own) */
+  private readonly addressOf = new Map<Socket, string>();
   private total = 0;
-  private readonly byAddress = new Map<string, number>();
 
   constructor(
     private readonly log: Logger,
     private readonly limits = { total: MAX_UNAUTHENTICATED, perAddress: MAX_UNAUTHENTICATED_PER_ADDRESS },
   ) {}
 
-  /** Counts a new connection, or refuses it (closed at once, one log line) past a cap. */
+  /**
+   * Counts a new connection, or refuses it (closed at once, one log line) when its address has
+   * too many. When all addresses together have too many, the oldest connection of the address
+   * with the most makes room instead: a flood from a few places cannot keep a newcomer out,
+   * and an honest hello takes milliseconds, far less than a flood needs to come round again.
+   */
   admit(socket: Socket): Admitted | undefined {
     const address = socket.remoteAddress ?? '?';
-    const here = this.byAddress.get(address) ?? 0;
-    const refusal = this.total >= this.limits.total
-      ? `${this.total} unauthenticated connections open (the most is ${this.limits.total})`
-      : here >= this.limits.perAddress
-        ? `${here} unauthenticated connections open from this address (the most is ${this.limits.perAddress})`
-        : undefined;
-    if (refusal) {
-      this.log.warn(`connection refused: ${refusal}`, { peer: `${printable(address, 64)}:${socket.remotePort ?? '?'}` });
+    const peer = (s: Socket): string => `${printable(s.remoteAddress ?? '?', 64)}:${s.remotePort ?? '?'}`;
+    const mine = this.byAddress.get(address);
+    if (mine && mine.size >= this.limits.perAddress) {
+      this.log.warn(`connection refused: ${mine.size} unauthenticated connections open from this address (the most is ${this.limits.perAddress})`, { peer: peer(socket) });
       socket.on('error', () => undefined);
       socket.destroy();
       return undefined;
     }
+    if (this.total >= this.limits.total) {
+      let busiest: Set<Socket> | undefined;
+      for (const set of this.byAddress.values()) if (!busiest || set.size > busiest.size) busiest = set;
+      const oldest = busiest?.values().next().value;
+      if (oldest) {
+        this.log.warn(`connection dropped: ${this.total} unauthenticated connections open (the most is ${this.limits.total}); the oldest of the busiest address makes room`, {
+          peer: `${printable(this.addressOf.get(oldest) ?? '?', 64)}:${oldest.remotePort ?? '?'}`,
+        });
+        this.forget(oldest);
+        oldest.destroy();
+      }
+    }
+    let set = this.byAddress.get(address);
+    if (!set) this.byAddress.set(address, (set = new Set()));
+    set.add(socket);
+    this.addressOf.set(socket, address);
     this.total++;
-    this.byAddress.set(address, here + 1);
-    let released = false;
-    return {
-      release: () => {
-        if (released) return;
-        released = true;
-        this.total--;
-        const n = (this.byAddress.get(address) ?? 1) - 1;
-        if (n <= 0) this.byAddress.delete(address);
-        else this.byAddress.set(address, n);
-      },
-    };
+    return { release: () => this.forget(socket) };
+  }
+
+  private forget(socket: Socket): void {
+    const address = this.addressOf.get(socket);
+    if (address === undefined) return;
+    this.addressOf.delete(socket);
+    const set = this.byAddress.get(address)!;
+    set.delete(socket);
+    this.total--;
+    if (set.size === 0) this.byAddress.delete(address);
   }
 }
