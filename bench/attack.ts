@@ -18,6 +18,7 @@ import { ClientSession } from '../src/client/session.js';
 import { encodeValue } from '../src/protocol/codec.js';
 import { encodeFrame } from '../src/protocol/framing.js';
 import { Harness } from '../test/helpers/processes.js';
+import { MARK_VAR } from '../test/helpers/process-marks.js';
 import { bignum, cborMap, emptyMaps, rawClient, rawPeer, type RawPeer } from '../test/helpers/raw-peer.js';
 
 const AIM_RSS_MB = 150;
@@ -28,8 +29,11 @@ const IDLE_SOCKETS = Number(process.env.BUILDER_BENCH_IDLE_SOCKETS ?? 2000);
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const round = (x: number, d = 1): number => Math.round(x * 10 ** d) / 10 ** d;
 const progress = (msg: string): void => void process.stderr.write(`[bench attack] ${msg}\n`);
-const memMb = (pid: number, key: 'VmRSS' | 'VmHWM'): number =>
-  Number(readFileSync(`/proc/${pid}/status`, 'utf8').match(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm'))![1]) / 1024;
+const memMb = (pid: number, key: 'VmRSS' | 'VmHWM'): number => {
+  const m = readFileSync(`/proc/${pid}/status`, 'utf8').match(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm'));
+  if (!m) throw new Error(`process ${pid} has no ${key}: it has exited`);
+  return Number(m[1]) / 1024;
+};
 const median = (xs: number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length === 0 ? NaN : s[s.length >> 1]!;
@@ -39,12 +43,11 @@ const p95 = (xs: number[]): number => {
   return s.length === 0 ? NaN : s[Math.min(s.length - 1, Math.ceil(0.95 * s.length) - 1)]!;
 };
 
-/** The well-behaved client: schedule, info, execute --follow to the end; one round each. */
+/** The well-behaved client: info, execute --follow to the end; one round each. */
 async function clientRounds(session: ClientSession, untilMs: number, minRounds: number): Promise<number[]> {
   const times: number[] = [];
   for (let i = 0; Date.now() < untilMs || i < minRounds; i++) {
     const t0 = performance.now();
-    await session.request({ op: 'schedule', name: 'nice', platform: 'p', script: 'echo hello\n', period: 'never' });
     await session.request({ op: 'info' });
     await new Promise<void>((resolve, reject) => {
       session.request({ op: 'execute', name: 'nice', follow: true }, (ev) => {
@@ -63,6 +66,7 @@ export async function benchAttack(): Promise<unknown> {
     h.worker(server, 'p', ['--capacity', '2']);
     const token = h.token(server);
     const session = await ClientSession.open('127.0.0.1', server.port, token);
+    await session.request({ op: 'schedule', name: 'nice', platform: 'p', script: 'echo hello\n', period: 'never' });
     // warm up, then the quiet case
     await clientRounds(session, 0, 5);
     const startRss = memMb(server.proc.pid, 'VmRSS');
@@ -70,17 +74,36 @@ export async function benchAttack(): Promise<unknown> {
     const quiet = await clientRounds(session, Date.now() + 5000, 20);
 
     progress('attacking');
-    const attacker = spawn(process.execPath, [fileURLToPath(import.meta.url), '--attacker', String(server.port), token], { stdio: ['ignore', 'pipe', 'inherit'] });
+    // without the harness's process mark: the attacker must not take the server down with it when it ends
+    const env = { ...process.env };
+    delete env[MARK_VAR];
+    const attacker = spawn(process.execPath, [fileURLToPath(import.meta.url), '--attacker', String(server.port), token], { stdio: ['ignore', 'pipe', 'inherit'], env });
     let out = '';
     attacker.stdout.on('data', (c: Buffer) => (out += c.toString()));
     const attackerDone = new Promise<void>((r) => attacker.on('exit', () => r()));
     let peakSampled = startRss;
-    const sampler = setInterval(() => (peakSampled = Math.max(peakSampled, memMb(server.proc.pid, 'VmRSS'))), 50);
+    const sampler = setInterval(() => {
+      try {
+        peakSampled = Math.max(peakSampled, memMb(server.proc.pid, 'VmRSS'));
+      } catch {
+        attacking = false; // the server is gone: said below
+      }
+    }, 50);
     const during: number[] = [];
     let attacking = true;
     void attackerDone.then(() => (attacking = false));
-    while (attacking) during.push(...(await clientRounds(session, 0, 1)));
-    clearInterval(sampler);
+    try {
+      const gone = server.proc.exited.then((how) => {
+        throw new Error(`the server exited during the attacks (${JSON.stringify(how)}): ${server.proc.stderr.slice(-1500)}`);
+      });
+      while (attacking) during.push(...(await Promise.race([clientRounds(session, 0, 1), gone])));
+    } finally {
+      clearInterval(sampler);
+    }
+    if (!server.proc.running) {
+      const how = await server.proc.exited;
+      throw new Error(`the server exited during the attacks (${JSON.stringify(how)}): ${server.proc.stderr.slice(-1500)}`);
+    }
     const attacks = JSON.parse(out.trim().split('\n').at(-1) ?? '{}') as Record<string, unknown> & { tagFrames?: Array<{ ms: number; closed: boolean }> };
     await sleep(3000);
     const afterRss = memMb(server.proc.pid, 'VmRSS');
@@ -100,8 +123,8 @@ export async function benchAttack(): Promise<unknown> {
       attacks,
       aims: { peakRssMb: AIM_RSS_MB, latencyRatio: AIM_LATENCY_RATIO, tagFrameMs: AIM_TAG_MS },
       meetsAim: peakRss < AIM_RSS_MB && ratio < AIM_LATENCY_RATIO && tagOk,
-      how: 'one server, one process-sandbox worker; the client does schedule + info + execute --follow to the end per round; ' +
-        'the attacks run from a child process (127.0.0.2 for idle sockets); RSS from /proc (VmHWM and 50 ms samples)',
+      how: 'one server, one process-sandbox worker; the client does info + execute --follow to the end per round; ' +
+        'the attacks run from a child process (idle sockets from 127.0.0.2-51); RSS from /proc (VmHWM and 50 ms samples)',
     };
   } finally {
     await h.cleanup();
