@@ -10,12 +10,14 @@
 // web: the web view's page latency on a big history, SSE latency, memory while streaming a huge console.
 // scale: the ceiling of one server (bench/scale.ts): big schedule, due wave, many workers, big history, slow consumers;
 //   scale:jobs, scale:due, scale:workers, scale:history, scale:slow for one of them.
+// attack: hostile peers (huge and tagged frames, floods, a client that never reads) against a
+// server while a client works: peak RSS, the client's slow-down. fuzz: the suite's properties, longer.
 import { cpus, totalmem } from 'node:os';
 import { errorMessage } from '../src/common/errors.js';
 import { CORE_PARTS, benchCore, type CorePart } from './core.js';
 import { SCALE_PARTS, benchScale, type ScalePart } from './scale.js';
 
-const PARTS = ['core', 'sandboxes', 'upload', 'parse', 'repro', 'fetch', 'web', 'scale'] as const;
+const PARTS = ['core', 'sandboxes', 'upload', 'parse', 'repro', 'fetch', 'web', 'scale', 'attack', 'fuzz'] as const;
 type Part = (typeof PARTS)[number];
 
 const USAGE = `usage: node dist/bench/run.js [PART...]
@@ -111,6 +113,14 @@ async function main(): Promise<void> {
     } catch (err) {
       out.scale = { error: errorMessage(err) };
     }
+  }
+  if (parts.has('attack')) {
+    progress('attack');
+    out.attack = await optional('./attack.js', 'benchAttack');
+  }
+  if (parts.has('fuzz')) {
+    progress('fuzz');
+    out.fuzz = await optional('./fuzz.js', 'benchFuzz');
   }
   const cpu = cpus();
   out.machine = {

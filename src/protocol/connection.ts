@@ -5,7 +5,7 @@ import type { Socket } from 'node:net';
 import { decodeValue, encodeValue } from './codec.js';
 import { DEFAULT_MAX_FRAME, FrameReader, frameHeader } from './framing.js';
 import type { Message } from './messages.js';
-import { parseMessage } from './parse.js';
+import { ProtocolError, parseMessage } from './parse.js';
 
 export interface ConnectionOptions {
   maxFrame?: number;
@@ -21,6 +21,11 @@ export const DEAD_AFTER_MS = Number(process.env.BUILDER_DEAD_AFTER_MS ?? 5000);
 export interface ConnectionEvents {
   message: [Message];
   close: [reason: string];
+  /**
+   * A frame that decoded but is not a valid message (a request with a field of the wrong type).
+   * With a listener the connection stays open and the listener answers; without one it closes.
+   */
+  malformed: [error: ProtocolError, value: unknown];
 }
 
 export class Connection extends EventEmitter<ConnectionEvents> {
@@ -28,9 +33,15 @@ export class Connection extends EventEmitter<ConnectionEvents> {
   private readonly reader: FrameReader;
   private lastSent = Date.now();
   private lastReceived = Date.now();
+  private lastTick = Date.now();
+  /** bytes handed to the socket, and when the peer last took some of them */
+  private queuedBytes = 0;
+  private flushedBytes = 0;
+  private lastFlushProgress = Date.now();
+  private deadAfterMs: number;
   private timer: NodeJS.Timeout | undefined;
   private closedReason: string | undefined;
-  private held: Message[] | undefined;
+  private holding = false;
 
   constructor(readonly socket: Socket, opts: ConnectionOptions = {}) {
     super();
@@ -41,13 +52,43 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     socket.on('error', (err) => this.close(`socket error: ${err.message}`));
     socket.on('close', () => this.close('connection closed by peer'));
     const beat = opts.heartbeatMs ?? HEARTBEAT_MS;
-    const dead = opts.deadAfterMs ?? DEAD_AFTER_MS;
+    this.deadAfterMs = opts.deadAfterMs ?? DEAD_AFTER_MS;
+    const every = Math.max(50, Math.min(beat, this.deadAfterMs) / 2);
     this.timer = setInterval(() => {
       const now = Date.now();
-      if (now - this.lastReceived > dead) this.close(`no frame from peer for ${now - this.lastReceived} ms`);
-      else if (now - this.lastSent >= beat) this.send({ t: 'ping' });
-    }, Math.max(50, Math.min(beat, dead) / 2));
+      // A tick that comes late means this process was not running (stopped, or busy with a big
+      // frame): what the peer sent meanwhile is still unread in the socket, and timers run before
+      // sockets are read. The time we were away is not the peer's silence.
+      const away = now - this.lastTick - every;
+      this.lastTick = now;
+      const flushed = this.queuedBytes - this.socket.writableLength;
+      if (flushed > this.flushedBytes || this.socket.writableLength === 0) this.lastFlushProgress = now;
+      this.flushedBytes = flushed;
+      if (away > every) {
+        this.lastReceived = Math.min(now, this.lastReceived + away);
+        this.lastFlushProgress = Math.min(now, this.lastFlushProgress + away);
+      } else if (this.socket.isPaused()) {
+        // We stopped reading this peer (our disk, or its own unread replies, is behind): its
+        // silence is ours to cause, not a sign it is gone. It is gone if it reads nothing either.
+        this.lastReceived = now;
+        if (now - this.lastFlushProgress > this.deadAfterMs) {
+          return this.close(`peer read nothing for ${now - this.lastFlushProgress} ms (${this.socket.writableLength} bytes unsent)`);
+        }
+      } else if (now - this.lastReceived > this.deadAfterMs) {
+        return this.close(`no frame from peer for ${now - this.lastReceived} ms`);
+      }
+      if (now - this.lastSent >= beat) this.send({ t: 'ping' });
+    }, every);
     this.timer.unref();
+  }
+
+  /**
+   * Changes the limits once more is known of the peer: the server accepts only small frames
+   * before the hello has succeeded, and gives a silent client longer than a worker.
+   */
+  setLimits(limits: { maxFrame?: number; deadAfterMs?: number }): void {
+    if (limits.maxFrame !== undefined) this.reader.setMaxFrame(limits.maxFrame);
+    if (limits.deadAfterMs !== undefined) this.deadAfterMs = limits.deadAfterMs;
   }
 
   get closed(): boolean {
@@ -60,6 +101,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     this.lastSent = Date.now();
     const payload = encodeValue(msg);
     // header and payload as two writes in one writev, so a 1 MiB chunk is not copied again
+    this.queuedBytes += 4 + payload.length;
     this.socket.cork();
     this.socket.write(frameHeader(payload.length));
     const ok = this.socket.write(payload);
@@ -86,21 +128,18 @@ export class Connection extends EventEmitter<ConnectionEvents> {
   }
 
   /**
-   * Queues incoming messages instead of emitting them, until release(). The hello hands the
-   * connection over with this on, so that a message arriving in the same packet as the welcome
-   * is not emitted before its new owner listens.
+   * Stops reading frames (what arrives stays buffered, undecoded) until release(). The hello
+   * hands the connection over with this on, so that a message arriving in the same packet as
+   * the auth or the welcome is neither emitted before its new owner listens nor read under the
+   * limits of before.
    */
   hold(): void {
-    this.held ??= [];
+    this.holding = true;
   }
 
   release(): void {
-    const queued = this.held ?? [];
-    this.held = undefined;
-    for (const msg of queued) {
-      if (this.closed) return;
-      this.emit('message', msg);
-    }
+    this.holding = false;
+    this.readFrames();
   }
 
   close(reason: string): void {
@@ -123,27 +162,40 @@ export class Connection extends EventEmitter<ConnectionEvents> {
   private onData(chunk: Buffer): void {
     if (this.closed) return;
     this.lastReceived = Date.now();
-    let frames: Buffer[];
-    try {
-      frames = this.reader.push(chunk);
-    } catch (err) {
-      this.socket.destroy();
-      this.close(`bad frame: ${(err as Error).message}`);
-      return;
-    }
-    for (const frame of frames) {
-      let msg: Message;
+    this.reader.add(chunk);
+    this.readFrames();
+  }
+
+  private readFrames(): void {
+    while (!this.holding && !this.closed) {
+      let frame: Buffer | undefined;
       try {
-        msg = parseMessage(decodeValue(frame));
+        frame = this.reader.next();
       } catch (err) {
+        this.socket.destroy();
+        this.close(`bad frame: ${(err as Error).message}`);
+        return;
+      }
+      if (!frame) return;
+      let msg: Message;
+      let value: unknown;
+      try {
+        value = decodeValue(frame);
+        msg = parseMessage(value);
+      } catch (err) {
+        // well-formed CBOR that is not a valid message: its owner may answer it (a DecodeError,
+        // bad CBOR or a tag, is not a ProtocolError and always closes)
+        if (err instanceof ProtocolError && this.listenerCount('malformed') > 0) {
+          this.emit('malformed', err, value);
+          if (this.closed) return;
+          continue;
+        }
         this.socket.destroy();
         this.close(`undecodable frame: ${(err as Error).message}`);
         return;
       }
       if (msg.t === 'ping') continue;
-      if (this.held) this.held.push(msg);
-      else this.emit('message', msg);
-      if (this.closed) return;
+      this.emit('message', msg);
     }
   }
 }

@@ -29,29 +29,46 @@ export class FrameReader {
   private buffered = 0;
   private expected = -1;
 
-  constructor(private readonly maxFrame: number = DEFAULT_MAX_FRAME) {}
+  constructor(private maxFrame: number = DEFAULT_MAX_FRAME) {}
+
+  /** Changes the limit for the next frames (the server raises it once a peer has authenticated). */
+  setMaxFrame(n: number): void {
+    this.maxFrame = n;
+  }
 
   /** Returns the complete payloads now available; throws FrameError on a bad length. */
   push(chunk: Buffer): Buffer[] {
+    this.add(chunk);
+    const frames: Buffer[] = [];
+    for (let f = this.next(); f; f = this.next()) frames.push(f);
+    return frames;
+  }
+
+  /** Buffers a chunk; take its frames with next(). */
+  add(chunk: Buffer): void {
     this.chunks.push(chunk);
     this.buffered += chunk.length;
-    const frames: Buffer[] = [];
-    for (;;) {
-      if (this.expected < 0) {
-        if (this.buffered < HEADER) break;
-        const header = this.take(HEADER);
-        const length = header.readUInt32BE(0);
-        if (length === 0) throw new FrameError('FRAME_EMPTY', 'empty frame (length 0)');
-        if (length > this.maxFrame) {
-          throw new FrameError('FRAME_TOO_LARGE', `frame of ${length} bytes announced, maximum is ${this.maxFrame}`);
-        }
-        this.expected = length;
+  }
+
+  /**
+   * The next complete payload, or undefined. One at a time, so that a limit changed after a
+   * frame (the hello succeeded) applies to the very next one, even within the same chunk.
+   */
+  next(): Buffer | undefined {
+    if (this.expected < 0) {
+      if (this.buffered < HEADER) return undefined;
+      const header = this.take(HEADER);
+      const length = header.readUInt32BE(0);
+      if (length === 0) throw new FrameError('FRAME_EMPTY', 'empty frame (length 0)');
+      if (length > this.maxFrame) {
+        throw new FrameError('FRAME_TOO_LARGE', `frame of ${length} bytes announced, maximum is ${this.maxFrame}`);
       }
-      if (this.buffered < this.expected) break;
-      frames.push(this.take(this.expected));
-      this.expected = -1;
+      this.expected = length;
     }
-    return frames;
+    if (this.buffered < this.expected) return undefined;
+    const frame = this.take(this.expected);
+    this.expected = -1;
+    return frame;
   }
 
   private take(n: number): Buffer {

@@ -1,6 +1,7 @@
 // Checks a decoded CBOR value into a typed Message, with the specs of messages.ts. Every rule
 // says what was expected and what came, so a peer speaking a different dialect gets a message
 // it can act on.
+import { quoted } from '../common/log.js';
 import { messages, requests, type Message } from './messages.js';
 import { ProtocolError, check, fail, isMap } from './schema.js';
 
@@ -21,6 +22,6 @@ export function parseMessage(value: unknown): Message {
     return check(spec, value, `request ${op}`);
   }
   const spec = byType.get(t);
-  if (!spec) throw new ProtocolError(`message.t: unknown message type "${t}"`);
+  if (!spec) throw new ProtocolError(`message.t: unknown message type ${quoted(t)}`);
   return check(spec, value, t);
 }

@@ -7,6 +7,7 @@
 // own step of the path (".lines", "[3]") on the way out, and check() turns it into one
 // ProtocolError saying where, what was expected and what came.
 import { BuilderError } from '../common/errors.js';
+import { printable } from '../common/log.js';
 
 export class ProtocolError extends BuilderError {
   constructor(message: string) {
@@ -128,7 +129,8 @@ export function mapOf<T>(value: Schema<T>): Schema<Record<string, T>> {
         // defined, not assigned: a key "__proto__" from the wire stays a plain key
         Object.defineProperty(out, k, { value: value(item), enumerable: true, writable: true, configurable: true });
       } catch (err) {
-        if (err instanceof Mismatch) err.path.unshift(`.${k}`);
+        // the key comes from the network: escaped and cut before it can reach a log line
+        if (err instanceof Mismatch) err.path.unshift(`.${printable(k, 64)}`);
         throw err;
       }
     }

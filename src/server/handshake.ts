@@ -10,8 +10,7 @@ import { makeNonce } from '../protocol/auth.js';
 import type { Connection } from '../protocol/connection.js';
 import { PROTOCOL_VERSION, type Hello, type Message } from '../protocol/messages.js';
 import type { Credential, Credentials } from './credentials.js';
-
-const HANDSHAKE_MS = 10_000;
+import { HANDSHAKE_MS } from './admission.js';
 
 /** Resolves with the hello once authenticated (credentials.of(conn) then says with what). */
 export function handshake(conn: Connection, credentials: Credentials, log: Logger): Promise<Hello | undefined> {
@@ -53,6 +52,9 @@ export function handshake(conn: Connection, credentials: Credentials, log: Logge
       const denied = credential!.refusal(hello);
       if (denied !== undefined) return refuse('FORBIDDEN', denied);
       credentials.bind(conn, credential!);
+      // a request sent in the same packet as the auth frame waits for its handler and for the
+      // limits of an authenticated peer (server.ts sets both, then release())
+      conn.hold();
       finish(hello);
     };
     const onClose = (): void => finish(undefined);

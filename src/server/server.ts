@@ -14,6 +14,7 @@ import { Coordinator } from './coordinator.js';
 import { handshake } from './handshake.js';
 import { Credentials } from './credentials.js';
 import { isLoopback, loadServerTls, showFingerprint } from '../protocol/tls.js';
+import { Admission, CLIENT_DEAD_AFTER_MS, PRE_AUTH_MAX_FRAME } from './admission.js';
 import type { RequestContext } from './requests.js';
 import { Scheduler } from './scheduler.js';
 import { openStore, type Store } from './store/index.js';
@@ -85,23 +86,32 @@ async function serve(config: ServerConfig, log: Logger, token: string, tokenFile
   });
   const ctx: RequestContext = { store, coordinator, scheduler, config, uploader, credentials, retention };
   const connections = new Set<Connection>();
+  const admission = new Admission(log);
 
   const onSocket = (socket: Socket): void => {
-    const conn = new Connection(socket, { maxFrame: config.maxFrame });
+    const admitted = admission.admit(socket);
+    if (!admitted) return;
+    // small frames only until the hello has succeeded
+    const conn = new Connection(socket, { maxFrame: Math.min(PRE_AUTH_MAX_FRAME, config.maxFrame) });
     connections.add(conn);
     conn.on('close', (reason) => {
+      admitted.release();
       connections.delete(conn);
       if (reason.startsWith('bad frame') || reason.startsWith('undecodable')) {
         log.warn('connection closed', { peer: conn.peer, reason });
       }
     });
     void handshake(conn, credentials, log).then((hello) => {
+      admitted.release();
       if (!hello || conn.closed) return;
+      conn.setLimits({ maxFrame: config.maxFrame, ...(hello.role === 'client' ? { deadAfterMs: CLIENT_DEAD_AFTER_MS } : {}) });
       if (hello.role === 'worker') serveWorker(conn, hello, coordinator, store, log, serverName);
       else {
         conn.send({ t: 'welcome', server: serverName });
         serveClient(conn, ctx, log, credentials.of(conn).kind);
       }
+      // what came with the auth frame, now that a handler listens
+      conn.release();
     });
   };
   const server: Server = tls ? createTlsServer(tls.options, onSocket) : createServer(onSocket);

@@ -11,6 +11,8 @@ import type { Refusal } from '../../protocol/messages.js';
 import { artifactPathProblem } from '../../common/names.js';
 
 const BLOCK = 512;
+/** Long names and pax records are held in memory: none honest comes near this. */
+const MAX_META_ENTRY = 1 << 20;
 
 /** Reads exact byte counts from a stream of chunks without holding more than one chunk. */
 class ByteReader {
@@ -125,9 +127,11 @@ export async function extractTar(stream: AsyncIterable<Buffer>, dest: string): P
     if (!header || header.every((b) => b === 0)) break;
     const type = String.fromCharCode(header[156]!) || '0';
     const size = pax.size !== undefined ? Number(pax.size) : num(header, 124, 12);
+    if (!Number.isSafeInteger(size) || size < 0) throw new Error(`tar entry with a bad size (${String(pax.size ?? size).slice(0, 40)})`);
     const padded = Math.ceil(size / BLOCK) * BLOCK;
 
     if (type === 'L' || type === 'K' || type === 'x' || type === 'g') {
+      if (size > MAX_META_ENTRY) throw new Error(`tar header entry of ${size} bytes is larger than ${MAX_META_ENTRY}`);
       const data = (await reader.read(padded))?.subarray(0, size);
       if (!data) throw new Error('tar stream ends inside a header');
       if (type === 'L') longName = str(data, 0, data.length);
