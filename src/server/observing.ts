@@ -6,13 +6,15 @@ import { Observer } from './observers.js';
 import type { ObserverPort } from './port.js';
 import type { Store } from './store/index.js';
 
-interface Follower { port: ObserverPort; id: number; job: string; platforms: Set<string> }
+interface Follower { port: ObserverPort; id: number; job: string; platforms: Set<string>; unsubscribe: () => void }
 
 export interface WatchedRun { uuid: string; job: string; platform: string }
 
 export class Observing {
   private readonly watching = new Map<string, Set<Observer>>();
   private readonly followers = new Set<Follower>();
+  /** each observer's close listener on its connection, removed when its run ends */
+  private readonly unsubscribe = new WeakMap<Observer, () => void>();
 
   constructor(private readonly store: Store) {}
 
@@ -24,9 +26,9 @@ export class Observing {
 
   /** The next run of this job on one of these platforms will be watched from its start. */
   follow(port: ObserverPort, id: number, job: string, platforms: string[]): void {
-    const f: Follower = { port, id, job, platforms: new Set(platforms) };
+    const f: Follower = { port, id, job, platforms: new Set(platforms), unsubscribe: () => undefined };
     this.followers.add(f);
-    port.onClose(() => this.followers.delete(f));
+    f.unsubscribe = port.onClose(() => this.followers.delete(f));
   }
 
   /** A run started: its job's followers on its platform watch it from here. */
@@ -34,6 +36,7 @@ export class Observing {
     for (const f of this.followers) {
       if (f.job !== run.job || !f.platforms.has(run.platform)) continue;
       this.followers.delete(f);
+      f.unsubscribe();
       if (f.port.closed) continue;
       this.attach(f.port, f.id, run);
     }
@@ -47,7 +50,12 @@ export class Observing {
   ended(uuid: string, result: RunResult): void {
     const set = this.watching.get(uuid);
     this.watching.delete(uuid);
-    if (set) for (const obs of set) obs.end(result);
+    if (set) {
+      for (const obs of set) {
+        obs.end(result);
+        this.unsubscribe.get(obs)?.();
+      }
+    }
   }
 
   private attach(port: ObserverPort, id: number, run: WatchedRun): Observer {
@@ -56,7 +64,7 @@ export class Observing {
     let set = this.watching.get(run.uuid);
     if (!set) this.watching.set(run.uuid, (set = new Set()));
     set.add(obs);
-    port.onClose(() => set.delete(obs));
+    this.unsubscribe.set(obs, port.onClose(() => set.delete(obs)));
     return obs;
   }
 }

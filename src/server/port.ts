@@ -7,8 +7,11 @@ import type { Message } from '../protocol/messages.js';
 export interface Port {
   send(msg: Message): void;
   readonly closed: boolean;
-  /** called once when the peer goes */
-  onClose(fn: () => void): void;
+  /**
+   * fn is called once when the peer goes; the returned function unsubscribes, so a long-lived
+   * client that observes run after run does not pile up listeners
+   */
+  onClose(fn: () => void): () => void;
 }
 
 /** An observer's port also says how much is waiting to be sent, so slow ones lose lines. */
@@ -25,6 +28,10 @@ export function connectionPort(conn: Connection): ObserverPort {
     get backlog() {
       return conn.backlog;
     },
-    onClose: (fn) => void conn.once('close', () => fn()),
+    onClose: (fn) => {
+      const listener = (): void => fn();
+      conn.once('close', listener);
+      return () => void conn.off('close', listener);
+    },
   };
 }

@@ -51,6 +51,29 @@ export type UplinkOptions = ServerOptions & {
 const MIN_BACKOFF_MS = 100;
 const MAX_BACKOFF_MS = 5000;
 
+/**
+ * Lines per output frame, and bytes: the server refuses a frame that decodes into more objects
+ * than a fixed multiple of its size (a frame of many tiny lines) or is longer than its frame
+ * limit (16 MiB of output kept while disconnected, sent again at once), so big batches go in
+ * several frames.
+ */
+const MAX_LINES_PER_FRAME = 2048;
+const MAX_BYTES_PER_FRAME = 4 << 20;
+
+function sendOutput(conn: ServerPort, uuid: string, seq: number, lines: Array<[number, Buffer]>): void {
+  let start = 0;
+  while (start < lines.length) {
+    let end = start;
+    let bytes = 0;
+    while (end < lines.length && end - start < MAX_LINES_PER_FRAME && (end === start || bytes + lines[end]![1].length <= MAX_BYTES_PER_FRAME)) {
+      bytes += lines[end]![1].length;
+      end++;
+    }
+    conn.send({ t: 'output', uuid, seq: seq + start, lines: lines.slice(start, end) });
+    start = end;
+  }
+}
+
 export class Uplink {
   private readonly held = new Map<string, KeptRun>();
   private conn: ServerPort | undefined;
@@ -151,7 +174,7 @@ export class Uplink {
       if (!h) continue;
       attached.add(uuid);
       const lines = h.linesAfter(haveSeq);
-      if (lines.length > 0) conn.send({ t: 'output', uuid, seq: lines[0]![0], lines: lines.map(([, ms, d]) => [ms, d]) });
+      if (lines.length > 0) sendOutput(conn, uuid, lines[0]![0], lines.map(([, ms, d]) => [ms, d]));
       if (h.ending) void this.sendEnding(h);
     }
     for (const h of [...this.held.values()]) {
@@ -257,7 +280,7 @@ export class Uplink {
     this.flushScheduled = false;
     const conn = this.conn;
     for (const [uuid, batch] of this.pending) {
-      if (conn && batch.length > 0) conn.send({ t: 'output', uuid, seq: batch.first!, lines: batch });
+      if (conn && batch.length > 0) sendOutput(conn, uuid, batch.first!, batch);
     }
     this.pending.clear();
   }

@@ -31,7 +31,13 @@ export function fakePort(): FakePort {
     closed: false,
     backlog: 0,
     send: (msg) => void port.sent.push(msg),
-    onClose: (fn) => void closers.push(fn),
+    onClose: (fn) => {
+      closers.push(fn);
+      return () => {
+        const i = closers.indexOf(fn);
+        if (i >= 0) closers.splice(i, 1);
+      };
+    },
     close: () => {
       port.closed = true;
       closers.splice(0).forEach((fn) => fn());

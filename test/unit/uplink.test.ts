@@ -137,6 +137,32 @@ test('lines are numbered in order across batches; the run and its sandbox are ke
   await uplink.abort();
 });
 
+test('a burst of many short lines goes in several output frames of at most 2048 lines, numbered without gaps', async () => {
+  const server = fakeServer(() => ({}));
+  const { uplink, backend } = makeUplink(server.dial);
+  await until('connected', () => server.ports.length === 1);
+  server.port.from(job('r1'));
+  const sb = await until('sandbox', () => backend.made.get('r1'));
+  await until('started', () => (sb.print(''), true));
+  // one chunk of 5000 lines: the server would refuse it as one frame (its object budget)
+  sb.print(Array.from({ length: 5000 }, (_, i) => `${i}\n`).join(''));
+  const frames = await until('all lines', () => {
+    const out = server.port.of('output');
+    return out.reduce((n, f) => n + f.lines.length, 0) === 5000 && out;
+  });
+  assert.ok(frames.length >= 3, `${frames.length} frames`);
+  let next = 0;
+  for (const f of frames) {
+    assert.ok(f.lines.length <= 2048, `a frame of ${f.lines.length} lines`);
+    assert.is(f.seq, next);
+    assert.is(f.lines[0]![1].toString(), String(next));
+    next += f.lines.length;
+  }
+  sb.exit(0);
+  await until('finished', () => server.port.of('finished').length === 1);
+  await uplink.abort();
+});
+
 test('output while disconnected is kept and sent again after re-attach, from the server\'s last stored line', async () => {
   const server = fakeServer((hello) => ({ attach: hello.running.map((r) => ({ uuid: r.uuid, haveSeq: 0 })) }));
   const { uplink, backend } = makeUplink(server.dial);
@@ -192,10 +218,19 @@ test('only the newest 16 MiB of output is kept while disconnected, without gaps'
   const line = `${'x'.repeat(1023)}\n`;
   for (let i = 0; i < 24; i++) sb.print(line.repeat(1024)); // 24 MiB
   await until('reconnected', () => server.ports.length === 2);
-  const resent = await until('re-sent', () => server.port.of('output')[0]);
-  const last = resent.seq + resent.lines.length - 1;
-  assert.is(last, 24 * 1024 - 1, 'the newest line is kept');
-  assert.ok(resent.seq > 0 && resent.lines.length * 1024 <= 16 << 20 && resent.lines.length * 1024 > 15 << 20, `kept ${resent.lines.length} lines`);
+  // sent again in frames of at most 4 MiB, numbered without gaps
+  const frames = await until('re-sent', () => {
+    const out = server.port.of('output');
+    const tail = out.at(-1);
+    return tail && tail.seq + tail.lines.length - 1 === 24 * 1024 - 1 && out;
+  });
+  let next = frames[0]!.seq;
+  for (const f of frames) {
+    assert.is(f.seq, next, 'no gap between frames');
+    next += f.lines.length;
+  }
+  const kept = next - frames[0]!.seq;
+  assert.ok(frames[0]!.seq > 0 && kept * 1024 <= 16 << 20 && kept * 1024 > 15 << 20, `kept ${kept} lines`);
   sb.exit(0);
   await uplink.abort();
 });

@@ -134,11 +134,13 @@ function waitForRebuild(coordinator: Coordinator, client: Port, job: string, pla
         setImmediate(() => resolve({ uuid: r.uuid, worker: r.worker, result: r.result }));
       }),
     ];
-    const done = (): void => offs.forEach((off) => off());
-    client.onClose(() => {
+    offs.push(client.onClose(() => {
       done();
       reject(new BuilderError('CONNECT', 'client went away'));
-    });
+    }));
+    function done(): void {
+      offs.forEach((off) => off());
+    }
   });
 }
 
