@@ -134,6 +134,8 @@ function jobRunsPage(store: Store, name: string, from: RunsFrom): RunsPage {
     if (from.page > 1 && rows.length === 0) rows = store.views.jobRuns(name, RUNS_PER_PAGE, 'oldest');
   } else {
     rows = store.views.jobRuns(name, RUNS_PER_PAGE, from);
+    // older than every run left (retention deleted the ones the link pointed past): the oldest
+    if (rows.length === 0 && typeof from === 'object' && total > 0) rows = store.views.jobRuns(name, RUNS_PER_PAGE, 'oldest');
   }
   const first = rows[0];
   const last = rows.at(-1);

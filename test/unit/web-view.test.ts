@@ -138,6 +138,9 @@ test('a job\'s runs page by cursor: "older" links walk every run once down to th
   assert.is(back.runs.newer, null);
   // the pager of the HTML page without JavaScript: its older link is the JSON's cursor
   assert.is(link(pages[0]!, 'next'), `/job/${busyJob}?before=${encodeURIComponent(back.runs.older)}`);
+  // a cursor older than every run (its runs deleted since) shows the oldest page, not nothing
+  const past = JSON.parse((await get(`/api/job/${busyJob}?before=1,1`)).body.toString());
+  assert.equal(past.runs.items, oldest.runs.items);
   const bad = await get(`/api/job/${busyJob}?before=12,x`);
   assert.is(bad.status, 400);
   assert.match(bad.body.toString(), /before must be a cursor/);
