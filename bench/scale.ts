@@ -10,8 +10,10 @@
 //             every job at once, bench/scale-workers.ts): server RSS, queued -> received latency
 //             (execute sent -> job received, paced below capacity, and under saturation), jobs/s
 //   history   N finished runs in the database: the lookups of `history`, info, the web view's
-//             job page and the last result of a job, in-process (the store's statements) and as a
-//             client sees them (protocol and HTTP round trips)
+//             pages (front page first and last, a job's newest, middle and oldest runs, /metrics)
+//             and the last result of a job, in-process (the store's statements) and as a client
+//             sees them (protocol and HTTP round trips); server start-up with the web view, against
+//             the same schedule without the runs
 //   slow      consumers that do not read: an observer of a chatty run, an SSE reader of it, a
 //             worker with a paused socket; server RSS over time and another client's schedule
 //             latency against the same figures before
@@ -46,7 +48,7 @@ const DUE_SIZES = sizes('BUILDER_BENCH_SCALE_DUE', [2_500, 5_000, 10_000]);
 const WORKER_SIZES = sizes('BUILDER_BENCH_SCALE_WORKERS', [500, 1_000, 2_000]);
 const RUN_SIZES = sizes('BUILDER_BENCH_SCALE_RUNS', [100_000, 1_000_000]);
 
-const AIM = { scheduleMs: 2, startupMs: 1000, stallMs: 50, rssMb: 300, dispatchP99Ms: 10, lookupMs: 5 };
+const AIM = { scheduleMs: 2, startupMs: 1000, stallMs: 50, rssMb: 300, dispatchP99Ms: 10, lookupMs: 5, webPageMs: 50 };
 
 const progress = (msg: string): void => void process.stderr.write(`[bench scale] ${msg}\n`);
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -433,12 +435,28 @@ function get(url: string): Promise<number> {
   });
 }
 
+/** `n` starts of a server with its web view on `dir`, each stopped after its first answer: ms */
+async function startups(h: Harness, dir: string, n: number): Promise<number[]> {
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const s = await timedStart(h, dir, ['--http', '127.0.0.1:0']);
+    await s.server.proc.waitFor(/web view listening/);
+    out.push(s.startupMs);
+    s.session.close();
+    s.server.proc.kill('SIGTERM');
+    await s.server.proc.exited;
+  }
+  return out;
+}
+
 async function historyAt(runs: number): Promise<Record<string, unknown>> {
   return withHarness(async (h) => {
     const dir = h.path('state');
     const jobs = 10_000;
     const t0 = performance.now();
     seedJobs(dir, { count: jobs, platform: 'hist', nextRun: Date.now() + 86_400_000 });
+    // the baseline of the start-up below: the same schedule and web view, no history yet
+    const noHistoryStartups = await startups(h, dir, 3);
     seedRuns(dir, { runs, jobs, hotShare: 0.1, platform: 'hist' });
     progress(`history: ${runs} runs seeded in ${round((performance.now() - t0) / 1000, 1)} s`);
     const typical = jobName(1234);
@@ -446,6 +464,8 @@ async function historyAt(runs: number): Promise<Record<string, unknown>> {
 
     // in-process: the store's own statements on the same file
     const store = openStore(join(dir, 'state.db'));
+    const hotRuns = store.views.jobRunCount(HOT_JOB);
+    const hotMiddle = store.views.jobRunAt(HOT_JOB, Math.floor(hotRuns / 2))!;
     const timeIt = (fn: () => unknown, n = 50): ReturnType<typeof stats> => {
       for (let i = 0; i < 3; i++) fn();
       const xs: number[] = [];
@@ -467,15 +487,21 @@ async function historyAt(runs: number): Promise<Record<string, unknown>> {
       'jobState(job, platform)': timeIt(() => store.jobState(typical, 'hist')),
       'jobStates() (info: every job)': timeIt(() => store.jobStates(), 10),
       'views.jobs(50, 0) (front page: last run of each job)': timeIt(() => store.views.jobs(50, 0)),
-      'views.jobRuns(job, 50, 0)': timeIt(() => store.views.jobRuns(typical, 50, 0)),
-      'views.jobRuns(hot job, 50, 0)': timeIt(() => store.views.jobRuns(HOT_JOB, 50, 0)),
+      'views.jobs(100, 9900) (front page, last page)': timeIt(() => store.views.jobs(100, 9_900)),
+      'views.jobRuns(job, 50, newest)': timeIt(() => store.views.jobRuns(typical, 50, 'newest')),
+      'views.jobRuns(hot job, 50, newest)': timeIt(() => store.views.jobRuns(HOT_JOB, 50, 'newest')),
+      'views.jobRuns(hot job, 50, oldest)': timeIt(() => store.views.jobRuns(HOT_JOB, 50, 'oldest')),
+      'views.jobRuns(hot job, 50, before the middle)': timeIt(() => store.views.jobRuns(HOT_JOB, 50, { before: hotMiddle })),
+      'views.jobRunAt(hot job, last) (?page=N: the start of the last page)': timeIt(() => store.views.jobRunAt(HOT_JOB, hotRuns - 1)),
       'views.jobRunCount(job)': timeIt(() => store.views.jobRunCount(typical)),
       'views.jobRunCount(hot job)': timeIt(() => store.views.jobRunCount(HOT_JOB)),
       'views.jobStatesOf(job)': timeIt(() => store.views.jobStatesOf(typical)),
     };
     store.close();
 
+    const historyStartups = await startups(h, dir, 2);
     const { server, session, startupMs } = await timedStart(h, dir, ['--http', '127.0.0.1:0']);
+    historyStartups.push(startupMs);
     const web = `http://127.0.0.1:${(await server.proc.waitFor(/web view listening address=127\.0\.0\.1:(\d+)/))[1]}`;
     const rt = async (body: RequestBody): Promise<ReturnType<typeof stats>> => {
       for (let i = 0; i < 3; i++) await session.request(body);
@@ -499,15 +525,24 @@ async function historyAt(runs: number): Promise<Record<string, unknown>> {
       workers: await rt({ op: 'workers' }),
       'GET /api/job/NAME': await http(`/api/job/${typical}`),
       'GET /api/job/hot': await http(`/api/job/${HOT_JOB}`),
-      'GET /api/job/hot?page=last': await http(`/api/job/${HOT_JOB}?page=last`),
+      'GET /api/job/hot?page=last (oldest)': await http(`/api/job/${HOT_JOB}?page=last`),
+      'GET /api/job/hot?before=middle': await http(`/api/job/${HOT_JOB}?before=${hotMiddle.finished},${hotMiddle.rowid}`),
+      'GET /api/job/hot?page=1000 (numbered, index-only skip)': await http(`/api/job/${HOT_JOB}?page=1000`),
+      'GET /job/hot?page=last (HTML)': await http(`/job/${HOT_JOB}?page=last`),
       'GET /api/ (front page)': await http('/api/'),
+      'GET /api/?page=last (front page)': await http('/api/?page=last'),
+      'GET / (front page, HTML)': await http('/'),
+      'GET /metrics': await http('/metrics'),
     };
     session.close();
-    const slowest = Math.max(...Object.values(inProcess).map((s) => s.p50).filter((_, i) => i !== 8));
+    // the 5 ms aim is the CLI's lookups; info reads every job, the web view's pages aim at 50 ms
+    const slowest = Math.max(...Object.entries(inProcess).filter(([k]) => !k.startsWith('views.') && !k.startsWith('jobStates()')).map(([, s]) => s.p50));
+    const slowestPage = Math.max(...Object.entries(roundTrip).filter(([k]) => k.startsWith('GET')).map(([, s]) => s.p50));
     return {
-      runs, jobs, hotJobRuns: Math.round(runs * 0.1), dbMb: round(dbBytes(dir) / 2 ** 20, 1), startupWithWebViewMs: startupMs,
+      runs, jobs, hotJobRuns: hotRuns, dbMb: round(dbBytes(dir) / 2 ** 20, 1),
+      startupWithWebViewMs: { noHistory: stats(noHistoryStartups), history: stats(historyStartups) },
       inProcessMs: inProcess, roundTripMs: roundTrip, serverRssMb: rssMb(server.proc.pid).rss,
-      meetsAim: slowest < AIM.lookupMs,
+      meetsAim: slowest < AIM.lookupMs, webMeetsAim: slowestPage < AIM.webPageMs,
     };
   });
 }
@@ -519,8 +554,9 @@ async function benchHistory(): Promise<Record<string, unknown>> {
     progress(`history: ${JSON.stringify(rows.at(-1))}`);
   }
   return {
-    sizes: rows, aimMs: AIM.lookupMs,
-    baseline: 'roundTripMs.workers: a request that reads no table, over the same connection',
+    sizes: rows, aimMs: AIM.lookupMs, webPageAimMs: AIM.webPageMs,
+    baseline: 'roundTripMs.workers: a request that reads no table, over the same connection; startupWithWebViewMs.noHistory: ' +
+      'the same schedule before the runs are written (start-up spawn -> first answer, web view on)',
     how: `10,000 jobs; N finished runs (one job, "${HOT_JOB}", has a tenth of them; the rest spread evenly), a comparison per successful ` +
       'run and every job\'s state, written with SQL (untimed). In-process: the store statements named, p50/p99 of 50 calls on the same ' +
       'file, cache warm. Round trip: the requests named, one at a time over one client connection, and the web view\'s JSON pages over HTTP',

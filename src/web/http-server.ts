@@ -19,7 +19,7 @@ import { authorized, type BasicAuth } from './auth.js';
 import { consoleText } from './console-file.js';
 import { LiveConsoles } from './live.js';
 import { Metrics } from './metrics.js';
-import { frontPage, jobPage, runPage, type ViewContext } from './pages.js';
+import { frontPage, jobPage, parseCursor, runPage, type RunsFrom, type ViewContext } from './pages.js';
 import { makeRenderer, type Renderer } from './render.js';
 
 export interface WebViewOptions {
@@ -62,7 +62,7 @@ export async function startWebView(opts: WebViewOptions): Promise<WebView> {
   const renderer = makeRenderer(opts.templatesDir);
   const ctx: ViewContext = { store: opts.store, coordinator: opts.coordinator, configDir: opts.configDir };
   const live = new LiveConsoles(opts.store, opts.events);
-  const metrics = new Metrics(opts.store, opts.coordinator, opts.events);
+  const metrics = new Metrics(opts.store, opts.coordinator);
   const handler = makeHandler(ctx, opts, renderer, live, metrics);
   const server: Server = createServer({ noDelay: true }, (req, res) => {
     for (const [k, v] of Object.entries(SECURITY_HEADERS)) res.setHeader(k, v);
@@ -91,7 +91,6 @@ export async function startWebView(opts: WebViewOptions): Promise<WebView> {
     metrics,
     close: () => new Promise<void>((resolve) => {
       live.stop();
-      metrics.stop();
       server.close(() => resolve());
       server.closeAllConnections();
     }),
@@ -126,6 +125,19 @@ function pageParam(url: URL, fallback: number | 'last'): number | 'last' {
   const n = Number(raw);
   if (!Number.isSafeInteger(n) || n < 1) throw new HttpError(400, `page must be a number from 1, or "last", got "${raw}"`);
   return n;
+}
+
+/** A job page's ?before=F,R / ?after=F,R (cursors from its links), else its ?page= */
+function runsFromParam(url: URL): RunsFrom {
+  for (const key of ['before', 'after'] as const) {
+    const raw = url.searchParams.get(key);
+    if (raw === null || raw === '') continue;
+    const cursor = parseCursor(raw);
+    if (!cursor) throw new HttpError(400, `${key} must be a cursor "finished,rowid" from a link of this page, got "${raw}"`);
+    return key === 'before' ? { before: cursor } : { after: cursor };
+  }
+  const p = pageParam(url, 1);
+  return p === 'last' ? 'oldest' : p === 1 ? 'newest' : { page: p };
 }
 
 function decodeSegment(s: string): string {
@@ -181,8 +193,7 @@ function makeHandler(ctx: ViewContext, opts: WebViewOptions, renderer: Renderer,
     }
     if (parts[0] === 'job' && parts.length === 2 && parts[1] !== '') {
       const name = decodeSegment(parts[1]!);
-      const p = pageParam(url, 1);
-      const data = jobPage(ctx, name, p === 'last' ? Number.MAX_SAFE_INTEGER : p);
+      const data = jobPage(ctx, name, runsFromParam(url));
       if (!data) throw new HttpError(404, `no job named ${name}, and no runs of one`);
       return api ? sendJson(res, 200, data) : sendHtml(res, 200, renderer.page('job', `${name} - builder`, data));
     }

@@ -8,7 +8,7 @@ import type { RunResult, RunStats, Refusal, SandboxDescription } from '../protoc
 import { PROVENANCE_FILE } from '../results/index.js';
 import type { RunMeta } from '../results/types.js';
 import type { Coordinator } from '../server/coordinator.js';
-import type { RunViewRow, Store } from '../server/store/index.js';
+import type { RunCursor, RunViewRow, Store } from '../server/store/index.js';
 import { listTemplates } from '../templates/render.js';
 import { consoleIndex, PAGE_LINES, readConsolePage } from './console-file.js';
 
@@ -100,14 +100,61 @@ export function frontPage(ctx: ViewContext, requestedPage: number) {
 
 // ---- /job/NAME ----
 
+/**
+ * Which page of a job's runs: the newest, the oldest, the page just older (`before`) or newer
+ * (`after`) than a cursor, or a page number (its start found from the index alone).
+ */
+export type RunsFrom = 'newest' | 'oldest' | { before: RunCursor } | { after: RunCursor } | { page: number };
+
+/** A run's place in its job's listing as a query value: "finished,rowid". */
+export const formatCursor = (c: RunCursor): string => `${c.finished},${c.rowid}`;
+
+/** undefined when it is not two whole numbers "finished,rowid" */
+export function parseCursor(raw: string): RunCursor | undefined {
+  const m = /^(-?\d{1,16}),(\d{1,19})$/.exec(raw);
+  if (!m) return undefined;
+  const c = { finished: Number(m[1]), rowid: Number(m[2]) };
+  return Number.isSafeInteger(c.finished) && Number.isSafeInteger(c.rowid) ? c : undefined;
+}
+
+/**
+ * A page of a job's finished runs, newest first, with the cursors of the pages on either side
+ * (null at either end): `older` goes to ?before=, `newer` to ?after=.
+ */
+export interface RunsPage { total: number; perPage: number; newer: string | null; older: string | null; items: RunSummary[] }
+
+function jobRunsPage(store: Store, name: string, from: RunsFrom): RunsPage {
+  const total = store.views.jobRunCount(name);
+  let rows: RunViewRow[];
+  if (typeof from === 'object' && 'page' in from) {
+    // past the end: the oldest page, as a numbered page that shrank shows the last one
+    const start = from.page > 1 ? store.views.jobRunAt(name, (from.page - 1) * RUNS_PER_PAGE - 1) : undefined;
+    rows = from.page <= 1 ? store.views.jobRuns(name, RUNS_PER_PAGE, 'newest')
+      : start ? store.views.jobRuns(name, RUNS_PER_PAGE, { before: start }) : [];
+    if (from.page > 1 && rows.length === 0) rows = store.views.jobRuns(name, RUNS_PER_PAGE, 'oldest');
+  } else {
+    rows = store.views.jobRuns(name, RUNS_PER_PAGE, from);
+    // older than every run left (retention deleted the ones the link pointed past): the oldest
+    if (rows.length === 0 && typeof from === 'object' && total > 0) rows = store.views.jobRuns(name, RUNS_PER_PAGE, 'oldest');
+  }
+  const first = rows[0];
+  const last = rows.at(-1);
+  const cursor = (r: RunViewRow): RunCursor => ({ finished: r.finished!, rowid: r.rowid });
+  return {
+    total, perPage: RUNS_PER_PAGE,
+    newer: first && store.views.jobRunsNewerThan(name, cursor(first)) ? formatCursor(cursor(first)) : null,
+    older: last && store.views.jobRunsOlderThan(name, cursor(last)) ? formatCursor(cursor(last)) : null,
+    items: rows.map(runSummary),
+  };
+}
+
 /** undefined when there is no such job and it never ran */
-export function jobPage(ctx: ViewContext, name: string, requestedPage: number) {
+export function jobPage(ctx: ViewContext, name: string, from: RunsFrom = 'newest') {
   const { store } = ctx;
   const job = store.job(name);
-  const p = paging(store.views.jobRunCount(name), RUNS_PER_PAGE, requestedPage);
   const running = store.views.runningOf(name).map(runSummary);
-  if (!job && p.total === 0 && running.length === 0) return undefined;
-  const runs = store.views.jobRuns(name, p.perPage, (p.page - 1) * p.perPage).map(runSummary);
+  const runs = jobRunsPage(store, name, from);
+  if (!job && runs.total === 0 && running.length === 0) return undefined;
   return {
     name,
     job: job ? {
@@ -117,7 +164,7 @@ export function jobPage(ctx: ViewContext, name: string, requestedPage: number) {
     } : null,
     repro: store.views.jobStatesOf(name).map((s) => ({ platform: s.platform, outcome: s.outcome, verdict: s.verdict, uuid: s.uuid })),
     running,
-    runs: { ...p, items: runs },
+    runs,
   };
 }
 

@@ -77,6 +77,15 @@ function makeEnv(dir: string): typeof Handlebars {
       next: p.page < p.pages ? href(p.page + 1) : null, last: p.page < p.pages ? href(p.pages) : null,
     };
   });
+  // newest / newer / older / oldest links of a job's runs, paged by cursor, or null when they fit on one page
+  hb.registerHelper('runsPager', (r: { newer: string | null; older: string | null }, base: string) => {
+    if (!r || (r.newer === null && r.older === null)) return null;
+    const href = (q: string): string => `${base}${base.includes('?') ? '&' : '?'}${q}`;
+    return {
+      newest: r.newer !== null ? base : null, newer: r.newer !== null ? href(`after=${encodeURIComponent(r.newer)}`) : null,
+      older: r.older !== null ? href(`before=${encodeURIComponent(r.older)}`) : null, oldest: r.older !== null ? href('page=last') : null,
+    };
+  });
   const partials = join(dir, 'partials');
   for (const f of readdirSync(partials)) {
     if (f.endsWith('.hbs')) hb.registerPartial(f.slice(0, -4), readFileSync(join(partials, f), 'utf8'));

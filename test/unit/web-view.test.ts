@@ -5,13 +5,16 @@
 import { statSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { Logger } from '../../src/common/log.js';
+import { openStore } from '../../src/server/store/index.js';
+import { migrations } from '../../src/server/store/migrations.js';
 import { escapeLabel } from '../../src/web/metrics.js';
 import { startWebView, type WebView, type WebViewOptions } from '../../src/web/http-server.js';
 import { Rig } from '../helpers/coordinator-rig.js';
-import { fillHistory, storedRun } from '../helpers/web-fixtures.js';
+import { fillHistory, HISTORY_T0, storedRun } from '../helpers/web-fixtures.js';
 import { readSse, type SseEvent } from '../helpers/sse-client.js';
 
 const quiet: Logger = { debug() {}, info() {}, warn() {}, error() {}, child: () => quiet };
@@ -84,6 +87,127 @@ test('the front page with 10,000 jobs and a job page with 10,000 runs answer in 
   assert.ok(front_ms < 50, `front page took ${front_ms} ms`);
   assert.ok(job_ms < 50, `job page took ${job_ms} ms`);
   assert.ok(deep_ms < 50, `job page 200 took ${deep_ms} ms`);
+});
+
+/** the href of the pager link named `rel` in a page's HTML, as a browser reads the attribute */
+function link(html: string, rel: string): string | undefined {
+  const m = new RegExp(`<a href="([^"]*)" rel="${rel}">`).exec(html);
+  return m?.[1]!.replace(/&#x3D;/g, '=').replace(/&amp;/g, '&');
+}
+
+test('a job\'s runs page by cursor: "older" links walk every run once down to the oldest, "newer" links walk back, ties on the finish time included', async () => {
+  const { busyJob, uuids } = fillHistory(rig.store, { jobs: 1, runs: 120 });
+  // three more runs finishing in the same millisecond as run 70, across the first page's end:
+  // the rowid orders them (the newest page ends with the last of them)
+  const tied = HISTORY_T0 + 70 * 1000 + 500;
+  for (let i = 0; i < 3; i++) {
+    const uuid = `00000000-0000-4000-8000-00000000000${i}`;
+    uuids.splice(71 + i, 0, uuid);
+    rig.store.addFinishedRun(
+      { uuid, job: busyJob, platform: 'p', worker: 'w1', script: 'echo hi', attempt: 1, timeout_sec: 3600, started: tied - 100 },
+      { uuid, finished: tied, result: { kind: 'exited', code: 0 }, stats: {}, refusals: [], dir: null, artifacts: [] },
+    );
+  }
+  await open();
+  const newestFirst = [...uuids].reverse();
+  const seen: string[] = [];
+  const pages: string[] = [];
+  let path: string | undefined = `/job/${busyJob}`;
+  for (let n = 0; path !== undefined && n < 10; n++) {
+    const html = (await get(path)).body.toString();
+    pages.push(html);
+    seen.push(...[...html.matchAll(/<a href="\/run\/([0-9a-f-]{36})">/g)].map((m) => m[1]!));
+    path = link(html, 'next');
+  }
+  assert.equal(seen, newestFirst, 'every run once, newest first, across the pages');
+  assert.is(pages.length, 3);
+  assert.is(link(pages[0]!, 'prev'), undefined, 'nothing newer than the newest page');
+  assert.is(link(pages[2]!, 'next'), undefined, 'nothing older than the oldest page');
+  // the JSON twin names the same cursors, and newer from the oldest page leads back
+  const oldest = JSON.parse((await get(`/api/job/${busyJob}?page=last`)).body.toString());
+  assert.equal(oldest.runs.items.map((r: { uuid: string }) => r.uuid), newestFirst.slice(-50));
+  assert.is(oldest.runs.older, null);
+  assert.is(oldest.runs.total, 123);
+  const middle = JSON.parse((await get(`/api/job/${busyJob}?after=${oldest.runs.newer}`)).body.toString());
+  assert.equal(middle.runs.items.map((r: { uuid: string }) => r.uuid), newestFirst.slice(-100, -50));
+  const again = JSON.parse((await get(`/api/job/${busyJob}?before=${middle.runs.older}`)).body.toString());
+  assert.equal(again.runs.items, oldest.runs.items, 'older than the middle page is the oldest page');
+  // the newest page again: fewer than a page of runs is newer than the middle page's first
+  const back = JSON.parse((await get(`/api/job/${busyJob}?after=${middle.runs.newer}`)).body.toString());
+  assert.equal(back.runs.items.map((r: { uuid: string }) => r.uuid), newestFirst.slice(0, 50));
+  assert.is(back.runs.newer, null);
+  // the pager of the HTML page without JavaScript: its older link is the JSON's cursor
+  assert.is(link(pages[0]!, 'next'), `/job/${busyJob}?before=${encodeURIComponent(back.runs.older)}`);
+  // a cursor older than every run (its runs deleted since) shows the oldest page, not nothing
+  const past = JSON.parse((await get(`/api/job/${busyJob}?before=1,1`)).body.toString());
+  assert.equal(past.runs.items, oldest.runs.items);
+  const bad = await get(`/api/job/${busyJob}?before=12,x`);
+  assert.is(bad.status, 400);
+  assert.match(bad.body.toString(), /before must be a cursor/);
+});
+
+test('/metrics counts the history written before the view started and each run, comparison and artifact after', async () => {
+  fillHistory(rig.store, { jobs: 1, runs: 100 });
+  await open();
+  const sample = async (name: string): Promise<number> => {
+    const text = (await get('/metrics')).body.toString();
+    const line = text.split('\n').find((l) => l.startsWith(`${name} `));
+    assert.ok(line, `${name} in\n${text}`);
+    return Number(line!.slice(name.length + 1));
+  };
+  // runs 0..99: every 7th from the 4th exited 1; compared from the 2nd on unless failed, every 5th differs
+  assert.is(await sample('builder_runs_finished_total{platform="p",kind="exited",success="true"}'), 86);
+  assert.is(await sample('builder_runs_finished_total{platform="p",kind="exited",success="false"}'), 14);
+  assert.is(await sample('builder_run_duration_seconds_bucket{platform="p",le="1"}'), 100);
+  assert.is(await sample('builder_run_duration_seconds_sum{platform="p"}'), 50);
+  assert.is(await sample('builder_repro_comparisons_total{platform="p",verdict="differs"}'), 16);
+  assert.is(await sample('builder_repro_comparisons_total{platform="p",verdict="reproduced"}'), 69);
+  assert.is(await sample('builder_artifact_bytes_received_total'), 100 * 1000 + 4950);
+
+  // a run of 20 s whose artifact list names one path twice: the second replaces the first
+  const uuid = '00000000-0000-4000-8000-000000000fff';
+  rig.store.addFinishedRun(
+    { uuid, job: 'job-00000', platform: 'p', worker: 'w1', script: 'echo hi', attempt: 1, timeout_sec: 3600, started: HISTORY_T0 },
+    {
+      uuid, finished: HISTORY_T0 + 20_000, result: { kind: 'timeout', reason: 'wall clock' }, stats: {}, refusals: [], dir: null,
+      artifacts: [{ path: 'a', size: 10, mode: 0o644, sha256: '00'.repeat(32) }, { path: 'a', size: 30, mode: 0o644, sha256: '11'.repeat(32) }],
+    },
+  );
+  assert.is(await sample('builder_runs_finished_total{platform="p",kind="timeout",success="false"}'), 1);
+  assert.is(await sample('builder_run_duration_seconds_bucket{platform="p",le="15"}'), 100);
+  assert.is(await sample('builder_run_duration_seconds_bucket{platform="p",le="30"}'), 101);
+  assert.is(await sample('builder_run_duration_seconds_count{platform="p"}'), 101);
+  assert.is(await sample('builder_run_duration_seconds_sum{platform="p"}'), 70);
+  assert.is(await sample('builder_artifact_bytes_received_total'), 100 * 1000 + 4950 + 30);
+});
+
+test('a database from before the totals gets them counted from its history when it is opened', () => {
+  const file = join(rig.dir, 'v9.db');
+  const db = new Database(file);
+  for (const m of migrations.slice(0, 9)) db.exec(m);
+  db.pragma('user_version = 9');
+  const run = db.prepare(`INSERT INTO runs (uuid, job, platform, worker, script, attempt, timeout_sec, state, started, finished, result)
+    VALUES (?, 'j', 'p', 'w', 'true', 1, 3600, ?, 0, ?, ?)`);
+  run.run('u1', 'finished', 2_000, '{"kind":"exited","code":0}');
+  run.run('u2', 'finished', 4_000_000, '{"kind":"exited","code":1}');
+  run.run('u3', 'running', null, null);
+  db.prepare("INSERT INTO artifacts (uuid, path, size, mode, sha256) VALUES ('u1', 'a', 7, 420, 'x'), ('u1', 'b', 5, 420, 'y')").run();
+  db.prepare(`INSERT INTO comparisons (uuid, job, platform, against_uuid, verdict, changed, added, removed, report, created)
+    VALUES ('u1', 'j', 'p', 'u0', 'reproduced', '[]', '[]', '[]', NULL, 0)`).run();
+  db.close();
+  const store = openStore(file);
+  try {
+    assert.equal(store.views.finishedTotals().sort((a, b) => a.success - b.success), [
+      { platform: 'p', kind: 'exited', success: 0, n: 1 }, { platform: 'p', kind: 'exited', success: 1, n: 1 },
+    ]);
+    assert.equal(store.views.durationTotals().sort((a, b) => a.ms - b.ms), [
+      { platform: 'p', le: '5', n: 1, ms: 2_000 }, { platform: 'p', le: '7200', n: 1, ms: 4_000_000 },
+    ]);
+    assert.equal(store.views.verdictTotals(), [{ platform: 'p', verdict: 'reproduced', n: 1 }]);
+    assert.is(store.views.artifactBytesTotal(), 12);
+  } finally {
+    store.close();
+  }
 });
 
 test('a console of 300,000 lines is shown a page at a time and streamed whole without being held', async () => {

@@ -41,7 +41,7 @@ export type { RetentionRow } from './retention.js';
 export type { FinishedRun, RunRow, StoredRun } from './runs.js';
 export type { TokenKind, TokenRow } from './tokens.js';
 export { UPLOAD_LIST_LIMIT, type UploadRow, type UploadState } from './uploads.js';
-export type { FinishedCount, JobStateViewRow, JobViewRow, RunViewRow } from './views.js';
+export type { FinishedCount, JobStateViewRow, JobViewRow, RunCursor, RunViewRow } from './views.js';
 export type { ArtifactRow, ConsoleRow } from '../../results/index.js';
 
 export type Store = ReturnType<typeof openStore>;

@@ -1,5 +1,18 @@
 // The schema, as numbered steps. PRAGMA user_version records how far a database has come;
 // each step runs in its own transaction, so a crash mid-upgrade leaves the previous version.
+// migration 10's pieces, each used by its back-fill and by its triggers
+const KIND = "COALESCE(json_extract(result, '$.kind'), 'unknown')";
+const SUCCESS = "COALESCE(json_extract(result, '$.kind') = 'exited' AND json_extract(result, '$.code') = 0, 0)";
+const le = (ms: string): string => `CASE ${[1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 21600, 86400]
+  .map((s) => `WHEN ${ms} <= ${s * 1000} THEN '${s}'`).join(' ')} ELSE '+Inf' END`;
+const countFinished = `
+    INSERT INTO total_finished (platform, kind, success, n)
+      VALUES (NEW.platform, ${KIND.replace(/result/g, 'NEW.result')}, ${SUCCESS.replace(/result/g, 'NEW.result')}, 1)
+      ON CONFLICT (platform, kind, success) DO UPDATE SET n = n + 1;
+    INSERT INTO total_durations (platform, le, n, ms)
+      VALUES (NEW.platform, ${le('MAX(0, NEW.finished - NEW.started)')}, 1, MAX(0, NEW.finished - NEW.started))
+      ON CONFLICT (platform, le) DO UPDATE SET n = n + 1, ms = ms + excluded.ms;`;
+
 export const migrations: readonly string[] = [
   // 1: schedule, platforms, queues, runs, console, artifacts
   `
@@ -156,5 +169,64 @@ export const migrations: readonly string[] = [
   // job's own runs and scans the whole history for them (EXPLAIN in bench/scale.ts's notes)
   `
   CREATE INDEX runs_finished ON runs (finished);
+  `,
+  // 10: the totals /metrics reports, kept by triggers in the transaction that writes the run,
+  // its artifacts or its comparison, so the web view starts without reading the whole history
+  // (3.3 s at a million runs) and a scrape reads a few rows. Counters only grow: retention
+  // deleting old runs does not take them back. The duration buckets (seconds, the label "le";
+  // a run is counted in the first bucket it fits, "+Inf" past the last) are src/web/metrics.ts's
+  // DURATION_BUCKETS, written out here because a migration is fixed once shipped: other bounds
+  // take a new migration. Artifacts are counted before the insert, so a replaced row
+  // (INSERT OR REPLACE of the same path) counts its new size instead of both.
+  `
+  CREATE TABLE total_finished (
+    platform TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    success INTEGER NOT NULL,
+    n INTEGER NOT NULL,
+    PRIMARY KEY (platform, kind, success)
+  ) WITHOUT ROWID;
+  CREATE TABLE total_durations (
+    platform TEXT NOT NULL,
+    le TEXT NOT NULL,
+    n INTEGER NOT NULL,
+    ms INTEGER NOT NULL,
+    PRIMARY KEY (platform, le)
+  ) WITHOUT ROWID;
+  CREATE TABLE total_verdicts (
+    platform TEXT NOT NULL,
+    verdict TEXT NOT NULL,
+    n INTEGER NOT NULL,
+    PRIMARY KEY (platform, verdict)
+  ) WITHOUT ROWID;
+  CREATE TABLE total_artifact_bytes (
+    one INTEGER PRIMARY KEY CHECK (one = 1),
+    bytes INTEGER NOT NULL
+  );
+
+  INSERT INTO total_finished (platform, kind, success, n)
+    SELECT platform, ${KIND}, ${SUCCESS}, COUNT(*) FROM runs WHERE state = 'finished' GROUP BY 1, 2, 3;
+  INSERT INTO total_durations (platform, le, n, ms)
+    SELECT platform, le, COUNT(*), SUM(ms) FROM (SELECT platform, ${le('MAX(0, finished - started)')} AS le, MAX(0, finished - started) AS ms
+      FROM runs WHERE state = 'finished') GROUP BY 1, 2;
+  INSERT INTO total_verdicts (platform, verdict, n) SELECT platform, verdict, COUNT(*) FROM comparisons GROUP BY 1, 2;
+  INSERT INTO total_artifact_bytes (one, bytes) SELECT 1, COALESCE(SUM(size), 0) FROM artifacts;
+
+  CREATE TRIGGER total_run_finished AFTER UPDATE OF state ON runs
+  WHEN OLD.state = 'running' AND NEW.state = 'finished'
+  BEGIN ${countFinished} END;
+  CREATE TRIGGER total_run_inserted_finished AFTER INSERT ON runs
+  WHEN NEW.state = 'finished'
+  BEGIN ${countFinished} END;
+  CREATE TRIGGER total_verdict AFTER INSERT ON comparisons
+  BEGIN
+    INSERT INTO total_verdicts (platform, verdict, n) VALUES (NEW.platform, NEW.verdict, 1)
+      ON CONFLICT (platform, verdict) DO UPDATE SET n = n + 1;
+  END;
+  CREATE TRIGGER total_artifact BEFORE INSERT ON artifacts
+  BEGIN
+    UPDATE total_artifact_bytes SET bytes = bytes + NEW.size
+      - COALESCE((SELECT size FROM artifacts WHERE uuid = NEW.uuid AND path = NEW.path), 0);
+  END;
   `,
 ];
