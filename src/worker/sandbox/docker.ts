@@ -139,7 +139,9 @@ function wrapper(env: Readonly<Record<string, string>>, scriptBytes: number): st
     // note about a killed script would reach the console
     `(exec env -i ${keep} /bin/sh ${SCRIPT} >&3 2>&3 3>&-)`,
     'rc=$?',
-    // a dangling link is an entry too (collect reports it as refused)
+    // a dangling link is an entry too (collect reports it as refused); a /work the script removed
+    // or made unreadable is not called empty (the engine's copy says what is there)
+    '[ -d /work ] && [ -r /work ] && [ -x /work ] || exit $rc',
     'for f in /work/* /work/.[!.]* /work/..?*; do if [ -e "$f" ] || [ -L "$f" ]; then exit $rc; fi; done',
     `echo ${EMPTY_WORK.trim()}`,
     'exit $rc',
