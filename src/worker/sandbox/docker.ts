@@ -163,6 +163,8 @@ interface Armed {
 
 class DockerSandbox implements Sandbox {
   private handle: RunHandle | undefined;
+  /** the wait has answered and the output has ended */
+  private exited = false;
   private destroyed = false;
   private armed: Promise<Armed> | undefined;
   private description: Promise<SandboxDescription> | undefined;
@@ -243,7 +245,7 @@ class DockerSandbox implements Sandbox {
       await closed;
       return { status: toStatus(code), stats: await stats.stop() };
     })();
-    done.catch(() => undefined); // the runner awaits it; an unobserved rejection must not crash
+    done.then(() => (this.exited = true), () => undefined); // an unobserved rejection must not crash
     this.handle = {
       done,
       kill: async () => {
@@ -283,7 +285,8 @@ class DockerSandbox implements Sandbox {
   }
 
   async destroy(): Promise<void> {
-    if (this.handle) await this.handle.kill().catch(() => undefined);
+    // after the exit there is nothing to kill: the removal alone does (one call less per job)
+    if (this.handle && !this.exited) await this.handle.kill().catch(() => undefined);
     else if (this.armed) {
       // never started: let go of the attach and the wait
       await this.armed.then(({ socket, wait }) => {
