@@ -1,8 +1,12 @@
-// Per-job overhead of the docker and btrfs-ns sandboxes (prepare + start `true` + collect +
-// destroy) against the raw operations timed in the same run: `docker run --rm IMAGE true`, and
-// a bare `btrfs subvolume snapshot` + `unshare ... chroot ... true` + `btrfs subvolume delete`.
-// Medians over RUNS jobs after one warm-up each. A backend whose environment is missing is
-// reported as {skipped: reason}. bench/run.ts imports this.
+// Per-job overhead of the docker and btrfs-ns sandboxes (prepare + describe + start `true` +
+// collect + destroy, as the runner does) against the raw operations timed in the same run:
+// `docker run --rm IMAGE true`, and a bare `btrfs subvolume snapshot` + `unshare ... chroot ...
+// true` + `btrfs subvolume delete`. Medians over RUNS jobs after one warm-up each. Docker jobs
+// alternate with the baseline one for one (at least 20 of each, the engine's timings vary a
+// lot on a shared machine), and the ratio comes with the spread of the per-pair ratios; besides
+// the `true` job, a job that leaves one file (so /work is copied out) and one run as --user (so
+// /work is copied in) are timed the same way. A backend whose environment is missing is reported
+// as {skipped: reason}. bench/run.ts imports this.
 import { execFile } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -14,6 +18,7 @@ import { dockerBackend } from '../src/worker/sandbox/docker.js';
 import type { SandboxBackend } from '../src/worker/sandbox/types.js';
 
 const RUNS = Number(process.env.BUILDER_BENCH_RUNS ?? 10);
+const DOCKER_RUNS = Math.max(20, Number(process.env.BUILDER_BENCH_DOCKER_RUNS ?? 30));
 const IMAGE = process.env.BUILDER_BENCH_IMAGE ?? 'builder-test-busybox';
 const BTRFS = process.env.BUILDER_TEST_BTRFS ?? '/var/tmp/builder-btrfs';
 
@@ -38,10 +43,35 @@ async function timeMs(f: () => Promise<unknown>): Promise<number[]> {
   return out;
 }
 
-async function oneJob(backend: SandboxBackend): Promise<void> {
+/** the quantile q (0..1) of xs, by linear interpolation */
+const quantile = (xs: number[], q: number): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const i = (s.length - 1) * q;
+  const lo = Math.floor(i);
+  return s[lo]! + (s[Math.min(lo + 1, s.length - 1)]! - s[lo]!) * (i - lo);
+};
+
+/** Times a and b one after the other, n times each after one warm-up of each. */
+async function alternate(n: number, a: () => Promise<unknown>, b: () => Promise<unknown>): Promise<[number[], number[]]> {
+  await a();
+  await b();
+  const as: number[] = [];
+  const bs: number[] = [];
+  for (let i = 0; i < n; i++) {
+    for (const [f, out] of (i % 2 ? [[b, bs], [a, as]] : [[a, as], [b, bs]]) as [() => Promise<unknown>, number[]][]) {
+      const t = performance.now();
+      await f();
+      out.push(performance.now() - t);
+    }
+  }
+  return [as, bs];
+}
+
+async function oneJob(backend: SandboxBackend, script = 'true\n'): Promise<void> {
   const uuid = randomUUID();
-  const sb = await backend.prepare({ uuid, name: 'bench', platform: 'bench', script: 'true\n', env: buildEnv({ uuid, name: 'bench', platform: 'bench' }) });
+  const sb = await backend.prepare({ uuid, name: 'bench', platform: 'bench', script, env: buildEnv({ uuid, name: 'bench', platform: 'bench' }) });
   try {
+    await sb.describe?.();
     const h = await sb.start(() => undefined);
     await h.done;
     await sb.collect();
@@ -65,10 +95,32 @@ async function benchDocker(workDir: string): Promise<Record<string, unknown>> {
   } catch (err) {
     return { skipped: `no Docker engine or no image ${IMAGE}: ${(err as Error).message.trim().split('\n')[0]}` };
   }
-  const backend = dockerBackend.create({ image: IMAGE }, { workerId: 'bench', workDir, log: () => undefined });
-  const ours = await timeMs(() => oneJob(backend));
-  const raw = await timeMs(() => sh('docker', ['run', '--rm', IMAGE, 'true']));
-  return { ...summary(ours, raw), aim: 'ratio <= 1.2', raw: `docker run --rm ${IMAGE} true` };
+  const ctx = { workerId: 'bench', workDir, log: () => undefined };
+  const backend = dockerBackend.create({ image: IMAGE }, ctx);
+  const asUser = dockerBackend.create({ image: IMAGE, user: '65534:65534' }, ctx);
+  const raw = (): Promise<string> => sh('docker', ['run', '--rm', IMAGE, 'true']);
+  const variant = async (job: () => Promise<void>) => {
+    const [ours, base] = await alternate(DOCKER_RUNS, job, raw);
+    const pairs = ours.map((o, i) => o / base[i]!);
+    const r2 = (x: number): number => Math.round(x * 100) / 100;
+    return {
+      runs: DOCKER_RUNS,
+      backendMedianMs: round(median(ours)),
+      rawMedianMs: round(median(base)),
+      ratio: r2(median(ours) / median(base)),
+      // the spread of ours/raw over the pairs timed one after the other
+      pairRatio: { p10: r2(quantile(pairs, 0.1)), p25: r2(quantile(pairs, 0.25)), median: r2(median(pairs)), p75: r2(quantile(pairs, 0.75)), p90: r2(quantile(pairs, 0.9)) },
+      backendIqrMs: [round(quantile(ours, 0.25)), round(quantile(ours, 0.75))],
+      rawIqrMs: [round(quantile(base, 0.25)), round(quantile(base, 0.75))],
+    };
+  };
+  return {
+    ...(await variant(() => oneJob(backend))),
+    aim: 'ratio <= 1.2',
+    raw: `docker run --rm ${IMAGE} true`,
+    oneArtifact: await variant(() => oneJob(backend, 'echo x > a\n')),
+    user: await variant(() => oneJob(asUser)),
+  };
 }
 
 async function benchBtrfs(workDir: string): Promise<Record<string, unknown>> {

@@ -61,11 +61,15 @@ export class DockerApi {
     return { status: res.status, data };
   }
 
-  /** POST .../attach hijacks the connection; undici hands us the raw socket after a 101 */
-  async attach(id: string): Promise<Duplex> {
+  /**
+   * POST .../attach hijacks the connection; undici hands us the raw socket after a 101. With
+   * `stdin`, what we write goes to the container's stdin, and ending our side closes it (for a
+   * container made with OpenStdin and StdinOnce).
+   */
+  async attach(id: string, stdin = false): Promise<Duplex> {
     try {
       const { socket } = await (await this.client).upgrade({
-        path: `${API}/containers/${id}/attach?stream=1&stdout=1&stderr=1`,
+        path: `${API}/containers/${id}/attach?stream=1&stdout=1&stderr=1${stdin ? '&stdin=1' : ''}`,
         method: 'POST',
         protocol: 'tcp',
       });
@@ -99,10 +103,11 @@ function engineMessage(body: Buffer): string {
 
 /**
  * Splits Docker's multiplexed stream (8-byte header: stream type, 3 zero bytes, big-endian
- * length) back into payloads. Used for attach without a TTY; our command merges stderr into
- * stdout inside the container, so the order of the bytes is the order they were written.
+ * length) back into payloads with their stream (1 stdout, 2 stderr). Used for attach without a
+ * TTY; our command merges the script's stderr into stdout inside the container, so the order of
+ * the bytes is the order they were written.
  */
-export function demux(onPayload: (chunk: Buffer) => void): (chunk: Buffer) => void {
+export function demux(onPayload: (chunk: Buffer, stream: number) => void): (chunk: Buffer) => void {
   let pending: Buffer = Buffer.alloc(0);
   return (chunk) => {
     pending = pending.length ? Buffer.concat([pending, chunk]) : chunk;
@@ -112,7 +117,7 @@ export function demux(onPayload: (chunk: Buffer) => void): (chunk: Buffer) => vo
       if (pending.length < 8 + len) {
         // pass on what has come of a large frame at once, so output is never held back
         if (pending.length > 8) {
-          onPayload(pending.subarray(8));
+          onPayload(pending.subarray(8), pending[0]!);
           const rest = Buffer.alloc(8);
           pending.copy(rest, 0, 0, 4);
           rest.writeUInt32BE(len - (pending.length - 8), 4);
@@ -120,7 +125,7 @@ export function demux(onPayload: (chunk: Buffer) => void): (chunk: Buffer) => vo
         }
         return;
       }
-      if (len > 0) onPayload(pending.subarray(8, 8 + len));
+      if (len > 0) onPayload(pending.subarray(8, 8 + len), pending[0]!);
       pending = pending.subarray(8 + len);
     }
   };

@@ -11,6 +11,7 @@
 // temporary archives. The price is that we de-multiplex the attach stream ourselves (an
 // 8-byte frame header) and pin an API version (1.41, Docker 20.10; newer engines accept it).
 import { readFile, mkdir, rm, stat } from 'node:fs/promises';
+import type { Duplex, Readable } from 'node:stream';
 import { join } from 'node:path';
 import { ENV_NAME, UMASK } from '../build-env.js';
 import { collectDir } from './collect-dir.js';
@@ -28,10 +29,16 @@ import type {
 } from './types.js';
 import { InfraError, SandboxConfigError } from './types.js';
 import { sandboxName, sandboxPrefix } from './sandbox-names.js';
-import type { RunStats, SandboxDescription } from '../../protocol/messages.js';
+import { scriptBuffer, type RunStats, type SandboxDescription } from '../../protocol/messages.js';
 
-/** outside /work, so the script is never collected as an artifact */
-const SCRIPT = '/.builder-script';
+/**
+ * Where the wrapper writes the script it reads from stdin: outside /work, so it is never
+ * collected as an artifact, and on the tmpfs every container gets at /dev/shm, so any user can
+ * write it without anything being copied into the container's file system beforehand.
+ */
+const SCRIPT = '/dev/shm/.builder-script';
+/** what the wrapper writes on the container's stderr when the job left nothing in /work */
+const EMPTY_WORK = 'empty\n';
 
 export interface DockerOptions {
   image: string;
@@ -104,16 +111,41 @@ function sampleCgroup(id: string, everyMs = 250): { stop(): Promise<RunStats> } 
 }
 
 /**
+ * The container's command: a wrapper that receives the script on stdin (from the attach, so no
+ * archive call is needed to put it in), runs it, and says on its stderr when /work is empty (so
+ * no archive call is needed to find that out). The script's own stderr goes into stdout, so both
+ * keep their relative order; the container's stderr carries only what the wrapper says (that
+ * report, or the shell's own note that the script was killed).
+ *
  * The image's ENV lines and the engine's own additions (HOSTNAME always, HOME and PATH when
  * not given) would reach the script beside the job's variables, so the script starts from an
  * empty environment with only the job's. Their values come from the container's Env, so they
  * are in no command line that `docker inspect` shows; only their names are written into one.
+ *
+ * The script is checked for its length before it runs: a worker that dies while sending it
+ * closes the container's stdin early, and a truncated script must never run.
  */
-function jobEnvPrelude(env: Readonly<Record<string, string>>): string {
+function wrapper(env: Readonly<Record<string, string>>, scriptBytes: number): string {
   const bad = Object.keys(env).find((k) => !ENV_NAME.test(k));
   if (bad !== undefined) throw new InfraError(`environment variable name "${bad}" cannot be given to a container`);
   const keep = Object.keys(env).map((k) => `${k}="$${k}"`).join(' ');
-  return `umask ${UMASK}; exec env -i ${keep}`;
+  return [
+    // fd 3 is the console; the wrapper's own output, its shell's notes included, goes to stderr
+    'exec 3>&1 1>&2',
+    `cat >${SCRIPT} 2>&3 && [ $(wc -c <${SCRIPT}) -eq ${scriptBytes} ] || { echo "builder: the script did not arrive whole in ${SCRIPT}" >&3; exit 125; }`,
+    'exec </dev/null',
+    `umask ${UMASK}`,
+    // in a subshell: the shell applies a command's redirections to itself while it waits, so its
+    // note about a killed script would reach the console
+    `(exec env -i ${keep} /bin/sh ${SCRIPT} >&3 2>&3 3>&-)`,
+    'rc=$?',
+    // a dangling link is an entry too (collect reports it as refused); a /work the script removed
+    // or made unreadable is not called empty (the engine's copy says what is there)
+    '[ -d /work ] && [ -r /work ] && [ -x /work ] || exit $rc',
+    'for f in /work/* /work/.[!.]* /work/..?*; do if [ -e "$f" ] || [ -L "$f" ]; then exit $rc; fi; done',
+    `echo ${EMPTY_WORK.trim()}`,
+    'exit $rc',
+  ].join('\n');
 }
 
 /** Docker reports a process killed by signal N as exit code 128+N, as shells do. */
@@ -121,30 +153,78 @@ function toStatus(code: number): ExitStatus {
   return code > 128 && code < 128 + 32 ? { kind: 'signalled', signal: code - 128 } : { kind: 'exited', code };
 }
 
+/** What prepare() asked the engine for at once, right after the create. */
+interface Armed {
+  /** the hijacked attach connection: stdin in, stdout and stderr out */
+  socket: Duplex;
+  /** the answer to POST /wait, registered before the start so no exit can be missed */
+  wait: { status: number; body: Readable };
+}
+
 class DockerSandbox implements Sandbox {
   private handle: RunHandle | undefined;
+  /** the wait has answered and the output has ended */
+  private exited = false;
   private destroyed = false;
+  private armed: Promise<Armed> | undefined;
+  private description: Promise<SandboxDescription> | undefined;
+  private onOutput: (chunk: Buffer) => void = () => undefined;
+  /** the wrapper's own stderr: EMPTY_WORK when the job left nothing in /work */
+  private report = '';
   constructor(
     private readonly api: DockerApi,
     readonly id: string,
+    private readonly script: Buffer,
     private readonly outDir: string,
     private readonly gone: () => void = () => undefined,
   ) {}
 
+  /**
+   * Attach, wait and inspect (for describe) go out together right after the create, each on its
+   * own connection, so their round trips overlap each other and the copy of /work in.
+   */
+  arm(): Promise<Armed> {
+    const api = this.api;
+    const id = this.id;
+    this.description = api.json<{ Image?: string; Config?: { Image?: string } }>('GET', `/containers/${id}/json`).then(({ data }) => ({
+      kind: 'docker',
+      ...(data?.Config?.Image ? { image: data.Config.Image } : {}),
+      ...(data?.Image ? { imageDigest: data.Image } : {}),
+    }));
+    this.description.catch(() => undefined); // awaited by describe(), if it is called
+    const attached = api.attach(id, true).then((socket) => {
+      socket.on('data', demux((chunk, stream) => {
+        if (stream === 2) this.report += chunk.toString('latin1');
+        else this.onOutput(chunk);
+      }));
+      return socket;
+    });
+    const waiting = api.raw('POST', `/containers/${id}/wait?condition=next-exit`).then(async (wait) => {
+      if (wait.status !== 200) throw new InfraError(`Docker wait for ${id.slice(0, 12)}: ${wait.status} ${(await readAll(wait.body)).toString()}`);
+      return wait;
+    });
+    this.armed = Promise.all([attached, waiting]).then(
+      ([socket, wait]) => ({ socket, wait }),
+      async (err: unknown) => {
+        // one of them failed: let go of the other
+        await attached.then((s) => s.destroy(), () => undefined);
+        await waiting.then((w) => w.body.destroy(), () => undefined);
+        throw err;
+      },
+    );
+    return this.armed;
+  }
+
   async start(onOutput: (chunk: Buffer) => void): Promise<RunHandle> {
     const api = this.api;
     const id = this.id;
-    // attach and register the wait before starting, so no output and no exit can be missed
-    const socket = await api.attach(id);
+    const { socket, wait } = await (this.armed ?? this.arm());
+    this.onOutput = onOutput;
     const closed = new Promise<void>((res) => {
-      socket.on('data', demux(onOutput));
       socket.once('end', () => res()).once('close', () => res()).once('error', () => res());
     });
-    const wait = await api.raw('POST', `/containers/${id}/wait?condition=next-exit`);
-    if (wait.status !== 200) {
-      socket.destroy();
-      throw new InfraError(`Docker wait for ${id.slice(0, 12)}: ${wait.status} ${(await readAll(wait.body)).toString()}`);
-    }
+    // the engine holds the bytes until the container starts; ending our side closes its stdin
+    socket.end(this.script);
     const started = await api.raw('POST', `/containers/${id}/start`);
     const startText = await readAll(started.body);
     if (started.status !== 204 && started.status !== 304) {
@@ -165,7 +245,7 @@ class DockerSandbox implements Sandbox {
       await closed;
       return { status: toStatus(code), stats: await stats.stop() };
     })();
-    done.catch(() => undefined); // the runner awaits it; an unobserved rejection must not crash
+    done.then(() => (this.exited = true), () => undefined); // an unobserved rejection must not crash
     this.handle = {
       done,
       kill: async () => {
@@ -180,19 +260,18 @@ class DockerSandbox implements Sandbox {
   /**
    * The image the container was made from: its name and the engine's id for it (sha256 of the
    * image config), read from the container itself, so a tag moved meanwhile cannot mislead.
+   * Asked for by arm(), beside the attach, so it costs no round trip of its own.
    */
-  async describe(): Promise<SandboxDescription> {
-    const { data } = await this.api.json<{ Image?: string; Config?: { Image?: string } }>('GET', `/containers/${this.id}/json`);
-    return {
-      kind: 'docker',
-      ...(data?.Config?.Image ? { image: data.Config.Image } : {}),
-      ...(data?.Image ? { imageDigest: data.Image } : {}),
-    };
+  describe(): Promise<SandboxDescription> {
+    return this.description ?? Promise.resolve({ kind: 'docker' });
   }
 
   async collect(): Promise<ArtifactSet> {
     await rm(this.outDir, { recursive: true, force: true });
     await mkdir(this.outDir, { recursive: true, mode: 0o700 });
+    // the wrapper looked after the script had ended: nothing to copy out. A job that fakes this
+    // report only loses its own artifacts.
+    if (this.report === EMPTY_WORK) return { files: [], refusals: [] };
     const res = await this.api.raw('GET', `/containers/${this.id}/archive?path=/work`);
     if (res.status !== 200) {
       const text = (await readAll(res.body)).toString().trim();
@@ -206,7 +285,15 @@ class DockerSandbox implements Sandbox {
   }
 
   async destroy(): Promise<void> {
-    if (this.handle) await this.handle.kill().catch(() => undefined);
+    // after the exit there is nothing to kill: the removal alone does (one call less per job)
+    if (this.handle && !this.exited) await this.handle.kill().catch(() => undefined);
+    else if (this.armed) {
+      // never started: let go of the attach and the wait
+      await this.armed.then(({ socket, wait }) => {
+        socket.destroy();
+        wait.body.destroy();
+      }, () => undefined);
+    }
     if (!this.destroyed) {
       await this.api.json('DELETE', `/containers/${this.id}?force=1&v=1`, undefined, [404]);
       this.destroyed = true;
@@ -249,12 +336,16 @@ export class DockerBackend implements SandboxBackend {
     };
     if (o.memoryBytes !== undefined) Object.assign(hostConfig, { Memory: o.memoryBytes, MemorySwap: o.memoryBytes });
     if (o.cpus !== undefined) hostConfig.NanoCpus = Math.round(o.cpus * 1e9);
+    const script = scriptBuffer(job.script);
     const config: Record<string, unknown> = {
       Image: o.image,
-      // stderr into stdout inside the container, so both keep their relative order
-      Cmd: ['/bin/sh', '-c', `exec 2>&1; ${jobEnvPrelude(job.env)} /bin/sh ${SCRIPT}`],
+      Cmd: ['/bin/sh', '-c', wrapper(job.env, script.length)],
       Env: Object.entries(job.env).map(([k, v]) => `${k}=${v}`),
       WorkingDir: '/work',
+      // the script comes in on stdin, which closes when our side of the attach ends
+      OpenStdin: true,
+      StdinOnce: true,
+      AttachStdin: true,
       AttachStdout: true,
       AttachStderr: true,
       Tty: false,
@@ -267,27 +358,34 @@ export class DockerBackend implements SandboxBackend {
     const { data } = await this.api.json<{ Id: string }>('POST', `/containers/create?name=${encodeURIComponent(name)}`, config);
     const id = data.Id;
     this.live.add(id);
-    const sandbox = new DockerSandbox(this.api, id, join(this.outRoot, job.uuid), () => this.live.delete(id));
+    const sandbox = new DockerSandbox(this.api, id, script, join(this.outRoot, job.uuid), () => this.live.delete(id));
     try {
-      // /work owned by the job's user when it is numeric; otherwise world-writable (sticky),
-      // since we cannot know the uid a user name maps to inside the image
-      const ids = /^(\d+)(?::(\d+))?$/.exec(o.user ?? '');
-      const uid = ids ? Number(ids[1]) : 0;
-      const gid = ids ? Number(ids[2] ?? ids[1]) : 0;
-      const tar = tarOf([
-        { name: 'work', type: 'dir', mode: ids || !o.user ? 0o755 : 0o1777, uid, gid },
-        { name: SCRIPT.slice(1), type: 'file', mode: 0o644, data: Buffer.from(job.script) },
-      ]);
-      const res = await this.api.raw('PUT', `/containers/${id}/archive?path=/`, tar, {
-        'content-type': 'application/x-tar',
-      });
-      const text = await readAll(res.body);
-      if (res.status !== 200) throw new InfraError(`cannot copy the script into ${id.slice(0, 12)}: ${res.status} ${text}`);
+      const armed = sandbox.arm();
+      // The engine makes the missing WorkingDir itself, owned by root: right for the image's own
+      // user when that is root (the default), useless for another --user. For --user, /work is
+      // copied in owned by it when the user is numeric, otherwise world-writable (sticky), since
+      // we cannot know the uid a user name maps to inside the image.
+      const work = o.user ? this.workFor(id, o.user) : Promise.resolve();
+      await Promise.all([armed, work]);
       return sandbox;
     } catch (err) {
       await sandbox.destroy().catch(() => undefined);
       throw err instanceof InfraError ? err : new InfraError((err as Error).message, { cause: err });
     }
+  }
+
+  private async workFor(id: string, user: string): Promise<void> {
+    const ids = /^(\d+)(?::(\d+))?$/.exec(user);
+    const tar = tarOf([{
+      name: 'work',
+      type: 'dir',
+      mode: ids ? 0o755 : 0o1777,
+      uid: ids ? Number(ids[1]) : 0,
+      gid: ids ? Number(ids[2] ?? ids[1]) : 0,
+    }]);
+    const res = await this.api.raw('PUT', `/containers/${id}/archive?path=/`, tar, { 'content-type': 'application/x-tar' });
+    const text = await readAll(res.body);
+    if (res.status !== 200) throw new InfraError(`cannot make /work in ${id.slice(0, 12)}: ${res.status} ${text}`);
   }
 
   /**
