@@ -6,7 +6,7 @@ import { mkdirSync } from 'node:fs';
 import { Harness, eventually, withTimeout } from '../helpers/processes.js';
 import { ClientSession, type Stream } from '../../src/client/session.js';
 
-test('an observer that stops reading loses lines (and is told so), never the end', withTimeout(60_000, async () => {
+test('an observer that stops reading loses lines (and is told so), never the end', withTimeout(120_000, async () => {
   const h = new Harness();
   try {
     mkdirSync(h.path('etc'));
@@ -27,7 +27,7 @@ test('an observer that stops reading loses lines (and is told so), never the end
     session.conn.socket.pause(); // a reader that has stopped reading
     const { writeFileSync } = await import('node:fs');
     writeFileSync(go, '');
-    await eventually(async () => (await h.history(server, 'loud')).length === 1, 40_000, 'the run to finish');
+    await eventually(async () => (await h.history(server, 'loud')).length === 1, 90_000, 'the run to finish');
     session.conn.socket.resume();
     await end;
     const lines = events.filter((e) => e.t === 'line').length;
