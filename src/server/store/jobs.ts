@@ -50,6 +50,17 @@ export function jobStatements(db: Database.Database) {
     orbJobs: db.prepare<[], JobRow>("SELECT * FROM jobs WHERE kind = 'orb'"),
     platformScriptJobs: db.prepare<[string], { name: string }>("SELECT name FROM jobs WHERE kind = 'script' AND platform = ? ORDER BY name"),
     jobCount: db.prepare<[], { n: number }>('SELECT COUNT(*) AS n FROM jobs'),
+    // info-summary and info-page: counts, the head of the next_run index, a range of the name key
+    jobCounts: db.prepare<[], { platform: string | null; kind: 'script' | 'orb'; n: number }>(
+      'SELECT platform, kind, COUNT(*) AS n FROM jobs GROUP BY platform, kind',
+    ),
+    nextDue: db.prepare<[number], { name: string; platform: string | null; next_run: number }>(
+      `SELECT name, platform, next_run FROM jobs WHERE next_run IS NOT NULL AND NOT ${PAUSED} ORDER BY next_run LIMIT ?`,
+    ),
+    jobsAfter: db.prepare<[string, number], JobSummary>(
+      `SELECT name, kind, platform, package, period, cron, tz, timeout_sec, next_run, created, source_date_epoch FROM jobs
+       WHERE name > ? ORDER BY name LIMIT ?`,
+    ),
     platform: db.prepare<[string], PlatformRow>('SELECT * FROM platforms WHERE name = ?'),
     platforms: db.prepare<[], PlatformRow>('SELECT * FROM platforms ORDER BY name'),
     addPlatform: db.prepare<[string]>('INSERT OR IGNORE INTO platforms (name) VALUES (?)'),
@@ -59,6 +70,12 @@ export function jobStatements(db: Database.Database) {
     job: (name: string) => q.job.get(name),
     jobs: () => q.jobs.all(),
     jobCount: () => q.jobCount.get()!.n,
+    /** how many jobs per platform and kind (orb-build jobs have platform null) */
+    jobCounts: () => q.jobCounts.all(),
+    /** the `limit` jobs due soonest that are not paused */
+    nextDue: (limit: number) => q.nextDue.all(limit),
+    /** at most `limit` jobs named after `after` (''), by name */
+    jobsAfter: (after: string, limit: number) => q.jobsAfter.all(after, limit),
     insertJob: (row: Omit<JobRow, 'source_date_epoch'> & { source_date_epoch?: number | null }) =>
       void q.insertJob.run({ ...row, source_date_epoch: row.source_date_epoch ?? Math.floor(row.created / 1000) }),
     /** the job row only; Store.deleteJob also takes it out of its queues */
