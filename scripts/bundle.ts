@@ -11,6 +11,8 @@
 // The bundle sits three directories below the package root, as dist/src/common/version.js
 // does, so the code that finds package.json and templates/ from import.meta.url finds the same
 // files from either place (import.meta.url is the bundle's own URL in it).
+// A module that loads a file of the tree at run time by its path (a worker thread's script)
+// would not find it beside the bundle: such a file must become an entry point here.
 // Native and big run-time dependencies stay outside, loaded from node_modules when needed:
 // better-sqlite3 and cbor-extract (native), handlebars and undici. The client must not load
 // any of them: the build fails if its bundle refers to one.
@@ -28,6 +30,7 @@ const EXTERNAL = ['better-sqlite3', 'cbor-extract', 'handlebars', 'undici'];
 const NOT_IN_CLIENT = ['better-sqlite3', 'handlebars', 'undici'];
 
 async function bundle(program: string): Promise<Metafile> {
+  const client = program === 'client';
   const result = await build({
     entryPoints: [join(root, 'dist', 'src', program, 'main.js')],
     outfile: bundlePath(program),
@@ -40,6 +43,10 @@ async function bundle(program: string): Promise<Metafile> {
     conditions: ['node', 'import'],
     mainFields: ['module', 'main'],
     define: { 'import.meta.url': '__bundle_url' },
+    // the client's replies are small but for info --all: cbor-x's JS alone (its `cbor-x/encode`
+    // entry, which has the decoder too), without the native string extractor (cbor-extract)
+    // and its loader, which cost more at start-up than they save on a small reply
+    ...(client ? { alias: { 'cbor-x': 'cbor-x/encode' } } : {}),
     // esbuild keeps the entry's #! line first and puts this after it
     banner: { js: `const __bundle_url = require('node:url').pathToFileURL(__filename).href;` },
     legalComments: 'none',
@@ -59,7 +66,9 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((err: unknown) => {
-  console.error(err instanceof Error ? err.message : String(err));
-  process.exit(1);
-});
+if (process.argv[1] !== undefined && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  main().catch((err: unknown) => {
+    console.error(err instanceof Error ? err.message : String(err));
+    process.exit(1);
+  });
+}
