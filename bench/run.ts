@@ -1,4 +1,4 @@
-// `npm run bench`: prints ONE JSON object on stdout, {core, sandboxes, upload, parse, repro, fetch, web, machine}; progress
+// `npm run bench`: prints ONE JSON object on stdout, {core, sandboxes, upload, parse, repro, fetch, web, cli, machine}; progress
 // goes to stderr. A part that is missing or fails is reported as {error: message} and the others
 // still run.
 //   node dist/bench/run.js                      every part
@@ -8,11 +8,12 @@
 // repro: the server's cost of completing a run with 50 x 1 MiB artifacts, provenance on vs off.
 // fetch: builder-client artifacts of a 1 GiB stored artifact: client and server RSS, throughput vs cp.
 // web: the web view's page latency on a big history, SSE latency, memory while streaming a huge console.
+// cli: builder-client as whole processes (--help, schedule, info) against 10,000 jobs vs node -e 0; info's server-side time.
 import { cpus, totalmem } from 'node:os';
 import { errorMessage } from '../src/common/errors.js';
 import { CORE_PARTS, benchCore, type CorePart } from './core.js';
 
-const PARTS = ['core', 'sandboxes', 'upload', 'parse', 'repro', 'fetch', 'web'] as const;
+const PARTS = ['core', 'sandboxes', 'upload', 'parse', 'repro', 'fetch', 'web', 'cli'] as const;
 type Part = (typeof PARTS)[number];
 
 const USAGE = `usage: node dist/bench/run.js [PART...]
@@ -97,6 +98,10 @@ async function main(): Promise<void> {
   if (parts.has('web')) {
     progress('web');
     out.web = await optional('./web.js', 'benchWeb');
+  }
+  if (parts.has('cli')) {
+    progress('cli');
+    out.cli = await optional('./cli.js', 'benchCli');
   }
   const cpu = cpus();
   out.machine = {
