@@ -7,7 +7,6 @@ import { UsageError } from '../common/errors.js';
 import { DEFAULT_HOST, DEFAULT_PORT, parseRemote } from '../common/paths.js';
 import { runMain } from '../common/run-main.js';
 import { versionLine } from '../common/version.js';
-import { peerToken } from '../common/token.js';
 import type { ClientContext, Command } from './command.js';
 import { execute, observe, observeLatest, cancel } from './commands/runs.js';
 import { orbBuild, reschedule, schedule, unschedule } from './commands/schedule.js';
@@ -96,13 +95,14 @@ async function runCommand(command: Command, argv: string[], name: string): Promi
   }
   const remote = parseRemote(args.values.remote ?? process.env.BUILDER_REMOTE ?? `${DEFAULT_HOST}:${DEFAULT_PORT}`);
   // what is not needed before the first byte is sent is loaded when needed: node:tls with a TLS
-  // flag only, and the session (cbor-x, the handshake's crypto) by commands that connect, so
+  // flag only, and the token and the session (cbor-x, node:crypto) by commands that connect, so
   // --help and usage errors cost no more than node's own start-up (see scripts/bundle.ts)
   const tlsWanted = args.booleans.has('tls') || args.values['tls-ca'] !== undefined || args.values['server-fingerprint'] !== undefined;
   const tls = tlsWanted ? (await import('../protocol/tls.js')).peerTlsFrom(args.values, args.booleans) : undefined;
   let session: ClientSession | undefined;
   const ctx: ClientContext = {
     async connect() {
+      const { peerToken } = await import('../common/token.js');
       const token = peerToken(args.values['token-file'], args.values.dir);
       const { ClientSession } = await import('./session.js');
       session = await ClientSession.open(remote.host, remote.port, token, tls);
