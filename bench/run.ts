@@ -1,4 +1,4 @@
-// `npm run bench`: prints ONE JSON object on stdout, {core, sandboxes, upload, parse, repro, fetch, web, scale, machine}; progress
+// `npm run bench`: prints ONE JSON object on stdout, {core, sandboxes, upload, parse, repro, fetch, web, cli, scale, attack, fuzz, machine}; progress
 // goes to stderr. A part that is missing or fails is reported as {error: message} and the others
 // still run.
 //   node dist/bench/run.js                      every part
@@ -8,6 +8,7 @@
 // repro: the server's cost of completing a run with 50 x 1 MiB artifacts, provenance on vs off.
 // fetch: builder-client artifacts of a 1 GiB stored artifact: client and server RSS, throughput vs cp.
 // web: the web view's page latency on a big history, SSE latency, memory while streaming a huge console.
+// cli: builder-client as whole processes (--help, schedule, info) against 10,000 jobs vs node -e 0; info's server-side time.
 // scale: the ceiling of one server (bench/scale.ts): big schedule, due wave, many workers, big history, slow consumers;
 //   scale:jobs, scale:due, scale:workers, scale:history, scale:slow for one of them.
 // attack: hostile peers (huge and tagged frames, floods, a client that never reads) against a
@@ -17,7 +18,7 @@ import { errorMessage } from '../src/common/errors.js';
 import { CORE_PARTS, benchCore, type CorePart } from './core.js';
 import { SCALE_PARTS, benchScale, type ScalePart } from './scale.js';
 
-const PARTS = ['core', 'sandboxes', 'upload', 'parse', 'repro', 'fetch', 'web', 'scale', 'attack', 'fuzz'] as const;
+const PARTS = ['core', 'sandboxes', 'upload', 'parse', 'repro', 'fetch', 'web', 'cli', 'scale', 'attack', 'fuzz'] as const;
 type Part = (typeof PARTS)[number];
 
 const USAGE = `usage: node dist/bench/run.js [PART...]
@@ -105,6 +106,10 @@ async function main(): Promise<void> {
   if (parts.has('web')) {
     progress('web');
     out.web = await optional('./web.js', 'benchWeb');
+  }
+  if (parts.has('cli')) {
+    progress('cli');
+    out.cli = await optional('./cli.js', 'benchCli');
   }
   if (parts.has('scale')) {
     progress('scale');

@@ -4,7 +4,8 @@
 // `npm run build` first; `npm run stage` does):
 //
 //   PREFIX/bin/builder-{server,worker,client,inspect}   sh launchers (find node, check its version)
-//   PREFIX/lib/builder/                                  package.json, launch.cjs, dist/src/**.js,
+//   PREFIX/lib/builder/                                  package.json, launch.cjs, dist/bundle/bin/*.cjs
+//                                                        (what the launchers run), dist/src/**.js,
 //                                                        node_modules (production only), templates/
 //   PREFIX/share/man/man1/builder-*.1.gz                 each program's --help as a man page
 //   PREFIX/share/doc/builder/                            README.md, examples/
@@ -21,6 +22,7 @@ import { chmodSync, copyFileSync, existsSync, lstatSync, mkdirSync, readFileSync
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
+import { BUNDLE_DIR } from './bundle.js';
 
 export type System = 'linux' | 'freebsd';
 /** packaging/systemd/ units installed on Linux: the server, and a worker unit per sandbox kind */
@@ -148,7 +150,7 @@ function productionPackages(): string[] {
 
 function launcher(prog: string, libDir: string): string {
   return `#!/bin/sh
-# builder-${prog}: runs ${libDir}/dist/src/${prog}/main.js with a Node.js that is new enough.
+# builder-${prog}: runs ${libDir}/dist/bundle/bin/builder-${prog}.cjs with a Node.js that is new enough.
 # builder needs Node.js 20 or newer: the one named by $BUILDER_NODE, else \`node\` on PATH
 # (/usr/local/bin is searched too, where official builds and pkg install it).
 PATH="$PATH:/usr/local/bin"
@@ -164,10 +166,11 @@ exec "$node" ${libDir}/launch.cjs ${prog} "$@"
 // CommonJS and old syntax on purpose: it must run on an old node to say that it is too old.
 const launchCjs = `'use strict';
 // Started by PREFIX/bin/builder-PROGRAM as: node launch.cjs PROGRAM ARGS...
-// Refuses a Node.js older than 20 with one line, then loads dist/src/PROGRAM/main.js as if
-// it had been started directly (its argv[1], its arguments from argv[2]).
+// Refuses a Node.js older than 20 with one line, then loads the program's bundle
+// (dist/bundle/bin/builder-PROGRAM.cjs, made by scripts/bundle.ts: one file, so it starts
+// faster than dist/src/PROGRAM/main.js, which is shipped too) as if it had been started
+// directly (its argv[1], its arguments from argv[2]).
 var path = require('path');
-var url = require('url');
 var prog = process.argv[2];
 var major = Number(process.versions.node.split('.')[0]);
 if (major < 20) {
@@ -175,12 +178,9 @@ if (major < 20) {
     ' (install a newer one, or set BUILDER_NODE=/path/to/node)\\n');
   process.exit(1);
 }
-var main = path.join(__dirname, 'dist', 'src', prog, 'main.js');
+var main = path.join(__dirname, 'dist', 'bundle', 'bin', 'builder-' + prog + '.cjs');
 process.argv.splice(1, 2, main);
-import(url.pathToFileURL(main).href).catch(function (err) {
-  process.stderr.write(String(err && err.stack || err) + '\\n');
-  process.exit(1);
-});
+require(main);
 `;
 
 function manPage(prog: string, version: string, help: string): Buffer {
@@ -210,7 +210,7 @@ const summary: Record<string, string> = {
 };
 
 function helpOf(prog: string): string {
-  const main = repo('dist', 'src', prog, 'main.js');
+  const main = repo(BUNDLE_DIR, `builder-${prog}.cjs`);
   // A scrubbed environment: help text must not depend on who stages the tree.
   return execFileSync(process.execPath, [main, '--help'], {
     encoding: 'utf8',
@@ -251,6 +251,8 @@ export function stage(opts: StageOptions): void {
   if (!prefix.startsWith('/')) throw new Error(`stage: --prefix must be absolute, got "${prefix}"`);
   for (const p of programs) {
     if (!existsSync(repo('dist', 'src', p, 'main.js'))) throw new Error(`stage: dist/src/${p}/main.js is missing: run npm run build first`);
+    const bundle = join(BUNDLE_DIR, `builder-${p}.cjs`);
+    if (!existsSync(repo(bundle))) throw new Error(`stage: ${bundle} is missing: run npm run build first`);
   }
   rmSync(destdir, { recursive: true, force: true });
   mkdirSync(destdir, { recursive: true });
@@ -262,6 +264,7 @@ export function stage(opts: StageOptions): void {
 
   // The code: the compiled src only (no tests, no bench, no source maps, no TypeScript).
   t.copyDir(repo('dist', 'src'), join(lib, 'dist', 'src'), (r, isDir) => !isDir && !r.endsWith('.js'));
+  for (const p of programs) t.copy(repo(BUNDLE_DIR, `builder-${p}.cjs`), join(lib, BUNDLE_DIR, `builder-${p}.cjs`));
   const pkg = JSON.parse(readFileSync(repo('package.json'), 'utf8')) as Record<string, unknown>;
   const runtime = { name: pkg.name, version, description: pkg.description, license: pkg.license, private: true, type: 'module', engines: pkg.engines, dependencies: pkg.dependencies };
   t.write(join(lib, 'package.json'), `${JSON.stringify(runtime, null, 2)}\n`);

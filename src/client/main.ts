@@ -7,17 +7,16 @@ import { UsageError } from '../common/errors.js';
 import { DEFAULT_HOST, DEFAULT_PORT, parseRemote } from '../common/paths.js';
 import { runMain } from '../common/run-main.js';
 import { versionLine } from '../common/version.js';
-import { peerToken } from '../common/token.js';
 import type { ClientContext, Command } from './command.js';
 import { execute, observe, observeLatest, cancel } from './commands/runs.js';
 import { orbBuild, reschedule, schedule, unschedule } from './commands/schedule.js';
-import { drain, dropPlatform, history, info, undropPlatform, workers } from './commands/state.js';
-import { ClientSession } from './session.js';
+import { drain, dropPlatform, history, undropPlatform, workers } from './commands/state.js';
+import { info } from './commands/info.js';
+import type { ClientSession } from './session.js';
 import { uploadCommands } from './commands/uploads.js';
 import { render, templates } from './commands/templates.js';
 import { compare, verify } from './commands/repro.js';
 import { token } from './commands/tokens.js';
-import { peerTlsFrom } from '../protocol/tls.js';
 import { resultCommands } from './commands/results.js';
 import { prune } from './commands/prune.js';
 
@@ -95,11 +94,18 @@ async function runCommand(command: Command, argv: string[], name: string): Promi
     throw new UsageError(`${command.name}: wrong number of arguments`, { hint: `usage: ${command.usage.split('\n')[0]}` });
   }
   const remote = parseRemote(args.values.remote ?? process.env.BUILDER_REMOTE ?? `${DEFAULT_HOST}:${DEFAULT_PORT}`);
-  const tls = peerTlsFrom(args.values, args.booleans);
+  // what is not needed before the first byte is sent is loaded when needed: node:tls with a TLS
+  // flag only, and the token and the session (cbor-x, node:crypto) by commands that connect, so
+  // --help and usage errors cost no more than node's own start-up (see scripts/bundle.ts)
+  const tlsWanted = args.booleans.has('tls') || args.values['tls-ca'] !== undefined || args.values['server-fingerprint'] !== undefined;
+  const tls = tlsWanted ? (await import('../protocol/tls.js')).peerTlsFrom(args.values, args.booleans) : undefined;
   let session: ClientSession | undefined;
   const ctx: ClientContext = {
     async connect() {
-      session = await ClientSession.open(remote.host, remote.port, peerToken(args.values['token-file'], args.values.dir), tls);
+      const { peerToken } = await import('../common/token.js');
+      const token = peerToken(args.values['token-file'], args.values.dir);
+      const { ClientSession } = await import('./session.js');
+      session = await ClientSession.open(remote.host, remote.port, token, tls);
       return session;
     },
     out: (text) => process.stdout.write(text + '\n'),

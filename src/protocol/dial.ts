@@ -4,7 +4,7 @@
 import { connect, type Socket } from 'node:net';
 import { BuilderError, errorCodeFromWire, type ErrorCode } from '../common/errors.js';
 import { makeNonce, namedProof, namedTokenName, peerMac, sameMac, serverProof, verifierOf } from './auth.js';
-import { connectTls, type PeerTls } from './tls.js';
+import type { PeerTls } from './tls.js';
 import { Connection, type ConnectionOptions } from './connection.js';
 import { PROTOCOL_VERSION, type Message, type Role, type Welcome, type WorkerHelloInfo } from './messages.js';
 
@@ -30,7 +30,10 @@ function connectPlain(host: string, port: number): Promise<Socket> {
 
 /** Connects and says hello. The connection comes back held: call release() once listening. */
 export async function dial(opts: DialOptions): Promise<{ conn: Connection; welcome: Welcome }> {
-  const socket = opts.tls ? await connectTls(opts.host, opts.port, opts.tls) : await connectPlain(opts.host, opts.port);
+  // node:tls is loaded only for a TLS link: a plain client's start-up does not pay for it
+  const socket = opts.tls
+    ? await (await import('./tls.js')).connectTls(opts.host, opts.port, opts.tls)
+    : await connectPlain(opts.host, opts.port);
   const conn = new Connection(socket, opts);
   const nonce = makeNonce();
   // a named token (worker or reader) is proven against the server's stored verifier (auth.ts)

@@ -87,7 +87,12 @@ export const requests = {
   unschedule: record({ ...req('unschedule'), name: str }),
   reschedule: record({ ...req('reschedule'), name: str, next: str, period: opt(period), cron: opt(str) }),
   execute: record({ ...req('execute'), name: str, platform: opt(str), follow: opt(bool) }),
+  // info: the whole schedule, queues, running jobs, workers (its size grows with the schedule);
+  // info-summary: counts per platform, the next runs due, running jobs (its size does not);
+  // info-page: the schedule by name, `limit` jobs after the job named `after` (default: the first)
   info: record(req('info')),
+  'info-summary': record({ ...req('info-summary'), due: opt(int) }),
+  'info-page': record({ ...req('info-page'), limit: int, after: opt(str) }),
   observe: record({ ...req('observe'), uuid: str }),
   'observe-latest': record({ ...req('observe-latest'), platform: opt(str), job: opt(str) }),
   'drop-platform': record({ ...req('drop-platform'), platform: str }),

@@ -133,6 +133,44 @@ export interface Info {
   workers: WorkerInfo[];
 }
 
+/** A platform in info-summary: its jobs, queue, running runs and workers, counted. */
+export interface PlatformSummary {
+  platform: string;
+  /** its script jobs, paused ones included (orb-build jobs are counted in InfoSummary.orbJobs) */
+  jobs: number;
+  /** its queue entries, orb-build jobs' included */
+  queued: number;
+  /** the first queued job names, first due first (at most INFO_QUEUE_HEAD) */
+  head: string[];
+  running: number;
+  /** connected workers and their slots */
+  workers: number;
+  capacity: number;
+  dropped: boolean;
+}
+
+/** info-summary: what a person at a terminal asks first, the same size at 10 jobs or 100,000. */
+export interface InfoSummary {
+  jobs: number;
+  orbJobs: number;
+  /** script jobs of dropped platforms: kept, not run */
+  paused: number;
+  /** jobs whose last run failed on at least one platform */
+  failing: number;
+  /** every platform known to the schedule, the queues, the running runs or the workers, by name */
+  platforms: PlatformSummary[];
+  /** how many runs are running; `running` lists the oldest of them (at most INFO_RUNNING_SHOWN) */
+  runningCount: number;
+  running: RunningInfo[];
+  /** the jobs due next, soonest first (paused jobs and jobs run only by execute left out) */
+  nextDue: Array<{ name: string; platform: string | null; next: string }>;
+  dropped: string[];
+  workers: number;
+}
+
+/** info-page: a page of the schedule by name; `next` is the `after` of the following page (null: the last). */
+export interface InfoPage { schedule: JobInfo[]; next: string | null }
+
 export type UploadState = 'pending' | 'uploaded' | 'refused' | 'failed';
 
 /** A result in the upload outbox. */
@@ -253,6 +291,8 @@ export interface Replies {
   /** noWorker: the platforms among `queued` that no connected worker serves (absent from older servers) */
   execute: { name: string; queued: string[]; noWorker?: string[] };
   info: Info;
+  'info-summary': InfoSummary;
+  'info-page': InfoPage;
   observe: Observed;
   'observe-latest': { uuid: string; live: true };
   /** removedJobs: always empty since jobs are paused, not deleted (kept for older clients) */

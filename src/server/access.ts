@@ -7,7 +7,7 @@ import type { Op } from '../protocol/replies.js';
 import type { CredentialKind } from './credentials.js';
 
 export const READ_ONLY_OPS: ReadonlySet<Op> = new Set<Op>([
-  'info', 'history', 'observe', 'observe-latest', 'workers', 'uploads', 'templates', 'render', 'compare', 'repro-record',
+  'info', 'info-summary', 'info-page', 'history', 'observe', 'observe-latest', 'workers', 'uploads', 'templates', 'render', 'compare', 'repro-record',
   // finished runs fetched from anywhere, and what a retention pass would delete
   'run-console', 'run-result', 'fetch-artifacts', 'prune-plan',
 ]);

@@ -4,10 +4,12 @@ import { BuilderError, type ErrorCode } from '../common/errors.js';
 import { checkName, isUuid } from '../common/names.js';
 import { quote, shown } from '../common/quote.js';
 import { parseUtcTime } from '../common/utc-time.js';
-import { MAX_SCRIPT_BYTES, MAX_TIMEOUT_SEC, MIN_TIMEOUT_SEC } from '../protocol/limits.js';
+import {
+  INFO_QUEUE_HEAD, INFO_RUNNING_SHOWN, MAX_INFO_DUE, MAX_INFO_PAGE, MAX_SCRIPT_BYTES, MAX_TIMEOUT_SEC, MIN_TIMEOUT_SEC,
+} from '../protocol/limits.js';
 import type { Connection } from '../protocol/connection.js';
 import type { Request, SecretArg } from '../protocol/messages.js';
-import type { JobInfo, Replies, Reply, RunInfo, Scheduled, WorkerInfo } from '../protocol/replies.js';
+import type { InfoPage, InfoSummary, JobInfo, PlatformSummary, Replies, Reply, RunInfo, Scheduled, WorkerInfo } from '../protocol/replies.js';
 import type { ServerConfig } from './config.js';
 import type { Coordinator } from './coordinator.js';
 import { connectionPort } from './port.js';
@@ -128,6 +130,89 @@ export function workersInfo(ctx: RequestContext): WorkerInfo[] {
   }));
 }
 
+/** info: everything, as scripts that read `info --json` have always had it (its size grows with the schedule). */
+function infoListing(ctx: RequestContext): Replies['info'] {
+  const { store } = ctx;
+  const verdicts = jobVerdicts(store);
+  const platforms = store.platforms();
+  const dropped = new Set(platforms.filter((p) => p.dropped).map((p) => p.name));
+  const job = jobInfo(ctx, dropped);
+  return {
+    schedule: store.jobs().map((j) => ({ ...job(j), repro: verdicts.get(j.name) ?? [] })),
+    queues: Object.fromEntries(platforms.filter((p) => !p.dropped).map((p) => [p.name, store.queuedNames(p.name)])),
+    running: store.runningFirst(Number.MAX_SAFE_INTEGER).map((r) => ({ ...r, started: new Date(r.started).toISOString() })),
+    dropped: [...dropped],
+    workers: workersInfo(ctx),
+  };
+}
+
+/**
+ * info-summary: counts and the heads of indexes only (jobs grouped by platform, the next_run
+ * index, runs_state, the queue's key), so its cost does not grow with the schedule's size
+ * beyond SQLite counting rows; the per-worker work is over the connected workers.
+ */
+function infoSummary(ctx: RequestContext, due: number | undefined): InfoSummary {
+  const { store, coordinator } = ctx;
+  const rows = new Map<string, PlatformSummary>();
+  const row = (platform: string): PlatformSummary => {
+    let r = rows.get(platform);
+    if (!r) rows.set(platform, (r = { platform, jobs: 0, queued: 0, head: [], running: 0, workers: 0, capacity: 0, dropped: false }));
+    return r;
+  };
+  for (const p of store.platforms()) row(p.name).dropped = p.dropped === 1;
+  let jobs = 0;
+  let orbJobs = 0;
+  let paused = 0;
+  for (const c of store.jobCounts()) {
+    jobs += c.n;
+    if (c.kind === 'orb' || c.platform === null) orbJobs += c.n;
+    else {
+      const r = row(c.platform);
+      r.jobs += c.n;
+      if (r.dropped) paused += c.n;
+    }
+  }
+  for (const q of store.views.queueLengths()) {
+    const r = row(q.platform);
+    r.queued = q.n;
+    r.head = store.views.queueHead(q.platform, INFO_QUEUE_HEAD).map((e) => e.job);
+  }
+  for (const c of store.runningCounts()) row(c.platform).running = c.n;
+  for (const w of coordinator.workers) {
+    const r = row(w.platform);
+    r.workers++;
+    r.capacity += w.capacity;
+  }
+  const platforms = [...rows.values()].sort((a, b) => (a.platform < b.platform ? -1 : a.platform > b.platform ? 1 : 0));
+  const limit = Math.min(Math.max(due ?? 10, 0), MAX_INFO_DUE);
+  return {
+    jobs, orbJobs, paused, failing: store.failingJobs(), platforms,
+    runningCount: platforms.reduce((n, p) => n + p.running, 0),
+    running: store.runningFirst(INFO_RUNNING_SHOWN).map((r) => ({ ...r, started: new Date(r.started).toISOString() })),
+    nextDue: store.nextDue(limit).map((j) => ({ name: j.name, platform: j.platform, next: new Date(j.next_run).toISOString() })),
+    dropped: platforms.filter((p) => p.dropped).map((p) => p.platform),
+    workers: coordinator.workers.size,
+  };
+}
+
+/** info-page: `limit` jobs after `after` by name, through the name key, with what info shows of each. */
+function infoPage(ctx: RequestContext, limit: number, after: string | undefined): InfoPage {
+  const { store } = ctx;
+  if (limit < 1 || limit > MAX_INFO_PAGE) refuse('BAD_REQUEST', `info-page: limit must be from 1 to ${MAX_INFO_PAGE}, got ${limit}`);
+  // one more than asked: whether there is a next page, without counting the rest
+  const rows = store.jobsAfter(after ?? '', limit + 1);
+  const page = rows.slice(0, limit);
+  const dropped = new Set(store.platforms().filter((p) => p.dropped).map((p) => p.name));
+  const job = jobInfo(ctx, dropped);
+  return {
+    schedule: page.map((j) => ({
+      ...job(j),
+      repro: store.jobStatesOf(j.name).map((s) => ({ platform: s.platform, verdict: s.verdict, outcome: s.outcome, uuid: s.uuid })),
+    })),
+    next: rows.length > limit ? page[page.length - 1]!.name : null,
+  };
+}
+
 /**
  * Handles one request; returns the response data (Replies[req.op], checked per case with
  * `satisfies`), or throws a BuilderError that becomes the refusal.
@@ -187,19 +272,12 @@ export async function handleRequest(ctx: RequestContext, conn: Connection, req: 
       setImmediate(() => platforms.forEach((p) => coordinator.dispatch(p)));
       return { name: job.name, queued: platforms, noWorker: platforms.filter((p) => !served.has(p)) } satisfies Replies['execute'];
     }
-    case 'info': {
-      const verdicts = jobVerdicts(store);
-      const dropped = new Set(store.platforms().filter((p) => p.dropped).map((p) => p.name));
-      return {
-        schedule: store.jobs().map((j) => ({ ...jobInfo(ctx, dropped)(j), repro: verdicts.get(j.name) ?? [] })),
-        queues: Object.fromEntries(
-          store.platforms().filter((p) => !p.dropped).map((p) => [p.name, store.queue(p.name).map((e) => e.job)]),
-        ),
-        running: store.running().map(runInfo).map(({ uuid, job, platform, worker, started }) => ({ uuid, job, platform, worker, started })),
-        dropped: store.platforms().filter((p) => p.dropped).map((p) => p.name),
-        workers: workersInfo(ctx),
-      } satisfies Replies['info'];
-    }
+    case 'info':
+      return infoListing(ctx);
+    case 'info-summary':
+      return infoSummary(ctx, req.due);
+    case 'info-page':
+      return infoPage(ctx, req.limit, req.after);
     case 'observe': {
       if (!isUuid(req.uuid)) refuse('BAD_UUID', `invalid uuid ${quote(req.uuid)}`);
       if (coordinator.observe(connectionPort(conn), req.id, req.uuid)) return { uuid: req.uuid, live: true } satisfies Replies['observe'];

@@ -154,7 +154,14 @@ t('a dropped platform keeps its jobs paused, refuses schedules, stays dropped wh
   let info = JSON.parse((await h.client(server, ['info', '--json'])).stdout);
   assert.equal(info.schedule.map((j: { name: string; paused?: boolean }) => [j.name, j.paused]), [['j1', true]], 'the job is kept, paused');
   assert.equal(info.dropped, ['old']);
-  assert.match((await h.client(server, ['info'])).stdout, /j1 .*paused \(platform dropped\)/);
+  assert.match((await h.client(server, ['info', '--all'])).stdout, /j1 .*paused \(platform dropped\)/);
+  // the default info is the summary: the platform, dropped, its paused job counted, its queue kept
+  const summary = await h.client(server, ['info']);
+  assert.is(summary.code, 0, summary.stderr);
+  assert.match(summary.stdout, /^1 job \(0 orb-build\), 1 paused/);
+  assert.match(summary.stdout, /^old +1 +1 +0 +0 +dropped \(1 job paused\) +j1$/m);
+  const page = JSON.parse((await h.client(server, ['info', '--json', '--limit', '1'])).stdout);
+  assert.equal([page.schedule.map((j: { name: string; paused?: boolean }) => [j.name, j.paused]), page.next], [[['j1', true]], null]);
   const refused = await h.client(server, ['schedule', 'j2', 'old', file]);
   assert.is(refused.code, 1);
   assert.match(refused.stderr, /platform old is dropped/);

@@ -92,7 +92,7 @@ t('docker: a reproducible tarball is reproduced on its second run and by verify 
   const table = await h.client(server, ['history', 'tarball']);
   assert.match(table.stdout, /REPRO/);
   assert.match(table.stdout, new RegExp(`exited 0 .*reproduced\\s+${second.uuid}`));
-  const info = await h.client(server, ['info']);
+  const info = await h.client(server, ['info', '--all']);
   assert.match(info.stdout, /tarball .*reproduced/);
 }));
 

@@ -60,6 +60,7 @@ test('the staged tree: launchers, compiled code only, production dependencies on
     assert.is(st.mode & 0o777, 0o755, `builder-${p} is executable`);
     assert.ok(entries.includes(`usr/share/man/man1/builder-${p}.1.gz`), `man page of builder-${p}`);
     assert.ok(entries.includes(`usr/lib/builder/dist/src/${p}/main.js`));
+    assert.ok(entries.includes(`usr/lib/builder/dist/bundle/bin/builder-${p}.cjs`), `the bundle of builder-${p}`);
   }
   assert.equal(entries.filter((e) => /\.(ts|map)$/.test(e) && !e.includes('node_modules/')), [], 'no TypeScript, no source maps');
   assert.equal(entries.filter((e) => /^usr\/lib\/builder\/dist\/(test|bench|scripts)\b/.test(e)), [], 'no tests, bench or scripts');
@@ -85,6 +86,12 @@ test('the staged programs run on the staged node_modules alone', () => {
   const help = spawnSync(process.execPath, [join(lib, 'launch.cjs'), 'server', '--help'], { encoding: 'utf8', cwd: tmpdir() });
   assert.is(help.status, 0, help.stderr);
   assert.match(help.stdout, /^usage: builder-server/);
+  // what the launchers run is each program's bundle: every one starts from the staged tree
+  for (const p of programs) {
+    const v = spawnSync(process.execPath, [join(lib, 'launch.cjs'), p, '--version'], { encoding: 'utf8', cwd: tmpdir() });
+    assert.is(v.status, 0, v.stderr);
+    assert.is(v.stdout.trim(), `builder-${p} ${packageVersion()}`);
+  }
   // The native addon came along built: open a database with the staged copy.
   const sqlite = spawnSync(process.execPath, ['--input-type=module', '-e',
     `import D from ${JSON.stringify(join(lib, 'node_modules', 'better-sqlite3', 'lib', 'index.js'))}; console.log(new D(':memory:').prepare('select 6*7 as x').get().x)`],

@@ -103,6 +103,9 @@ const samples: Message[] = [
   { t: 'req', id: 35, op: 'fetch-artifacts', uuid, paths: ['out/hello.tar.gz', 'doc'] },
   { t: 'req', id: 36, op: 'prune-plan', keepRuns: 20 },
   { t: 'req', id: 37, op: 'prune', keepDays: 30 },
+  // info's summary and pages (issue 11)
+  { t: 'req', id: 38, op: 'info-summary', due: 5 },
+  { t: 'req', id: 39, op: 'info-page', limit: 100, after: 'hello' },
 ];
 const where = (m: Message): string => (m.t === 'req' ? `request ${m.op}` : m.t);
 const roundTrip = (m: unknown): Message => parseMessage(decodeValue(encodeFrame(encodeValue(m)).subarray(4)));

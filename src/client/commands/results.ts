@@ -4,7 +4,6 @@ import { mkdir } from 'node:fs/promises';
 import { BuilderError } from '../../common/errors.js';
 import { describeResult } from '../../protocol/describe.js';
 import type { RunResultReply } from '../../protocol/replies.js';
-import { ArtifactReceiver } from '../artifact-receiver.js';
 import type { Command } from '../command.js';
 import { bytes, duration, linePrefix, table } from '../format.js';
 import type { Stream } from '../session.js';
@@ -70,6 +69,7 @@ export const artifactsCommand: Command = {
     const out = args.values.output ?? '.';
     await mkdir(out, { recursive: true });
     const session = await ctx.connect();
+    const { ArtifactReceiver } = await import('../artifact-receiver.js');
     const receiver = new ArtifactReceiver(session.conn, out, uuid);
     const { data } = await session.request({ op: 'fetch-artifacts', uuid, ...(paths.length > 0 ? { paths } : {}) }, receiver.onEvent);
     ctx.err(`fetching ${data.artifacts.length} artifact${data.artifacts.length === 1 ? '' : 's'} (${bytes(data.bytes)}) of run ${uuid} (${data.job})`);

@@ -1,7 +1,6 @@
 // schedule, orb-build, unschedule, reschedule: changes to the schedule.
 import { open } from 'node:fs/promises';
 import { BuilderError, UsageError } from '../../common/errors.js';
-import { checkTiming } from '../../common/timing-check.js';
 import { intFlag, type ParsedArgs } from '../../common/args.js';
 import { quote } from '../../common/quote.js';
 import { MAX_SCRIPT_BYTES, MAX_TIMEOUT_SEC, MIN_TIMEOUT_SEC } from '../../protocol/limits.js';
@@ -31,12 +30,17 @@ const sendTiming = async <T>(work: () => Promise<T>): Promise<T> => {
   }
 };
 
-function timing(args: ParsedArgs): { period?: Period; cron?: string; tz?: string; timeoutSec?: number } {
+async function timing(args: ParsedArgs): Promise<{ period?: Period; cron?: string; tz?: string; timeoutSec?: number }> {
   const period = args.values.period;
   if (period !== undefined && !(PERIODS as readonly string[]).includes(period)) {
     throw new UsageError(`--period must be one of ${PERIODS.join('|')}, got ${quote(period)}`);
   }
-  timingIsUsage(() => checkTiming(args.values));
+  // node-cron is loaded to check a --cron or --tz only (without both there is nothing to check):
+  // a plain schedule does not pay for it
+  if (args.values.cron !== undefined || args.values.tz !== undefined) {
+    const { checkTiming } = await import('../../common/timing-check.js');
+    timingIsUsage(() => checkTiming(args.values));
+  }
   return {
     ...(period !== undefined ? { period: period as Period } : {}),
     ...(args.values.cron !== undefined ? { cron: args.values.cron } : {}),
@@ -93,7 +97,7 @@ example: builder-client schedule hello debian-12 ./hello.sh --cron "0 3 * * 1" -
   positionals: [3, 3],
   async run(args, ctx) {
     const [name, platform, file] = args.positionals as [string, string, string];
-    const t = timing(args);
+    const t = await timing(args);
     const script = await readScript(file);
     const env = await buildEnvArgs(args);
     const session = await ctx.connect();
@@ -116,7 +120,7 @@ ${timingHelp}`,
   positionals: [2, 2],
   async run(args, ctx) {
     const [name, pkg] = args.positionals as [string, string];
-    const t = timing(args);
+    const t = await timing(args);
     const env = await buildEnvArgs(args);
     const session = await ctx.connect();
     const { data } = await sendTiming(() => session.request({ op: 'orb-build', name, package: pkg, ...t, ...env }));
@@ -149,7 +153,7 @@ NEXT is an RFC 3339 time in UTC, e.g. 2026-01-31T03:00:00Z.`,
   positionals: [2, 2],
   async run(args, ctx) {
     const [name, next] = args.positionals as [string, string];
-    const t = timing(args);
+    const t = await timing(args);
     const session = await ctx.connect();
     const { data } = await sendTiming(() => session.request({
       op: 'reschedule', name, next, ...(t.period ? { period: t.period } : {}), ...(t.cron ? { cron: t.cron } : {}),

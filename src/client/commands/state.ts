@@ -1,17 +1,17 @@
-// info, history, workers: readable tables, or JSON with --json.
+// history, workers, drop-platform...: readable tables, or JSON with --json (info: info.ts).
 import { intFlag } from '../../common/args.js';
 import { UsageError } from '../../common/errors.js';
 import { describeResult } from '../../protocol/describe.js';
 import type { WorkerInfo } from '../../protocol/replies.js';
 import type { Command } from '../command.js';
 import { bytes, duration, table } from '../format.js';
-import { printRecord, reproCell } from './repro.js';
+import { printRecord } from './repro.js';
 
 const json = { booleans: ['json'] } as const;
 /** the most runs one history request returns (the server's bound too) */
 const HISTORY_MAX = 10_000;
 
-function workersTable(workers: WorkerInfo[]): string {
+export function workersTable(workers: WorkerInfo[]): string {
   const state = (w: WorkerInfo): string =>
     [w.dropped && 'platform dropped', w.draining && 'draining', w.diskShort && 'SHORT OF DISK'].filter(Boolean).join(', ') || 'ready';
   return table(
@@ -20,36 +20,6 @@ function workersTable(workers: WorkerInfo[]): string {
       w.freePercent === null ? null : `${w.freePercent}%`, state(w), w.address]),
   );
 }
-
-export const info: Command = {
-  name: 'info',
-  summary: 'schedule, queues, running jobs, workers and dropped platforms',
-  usage: 'builder-client info [--json]',
-  flags: json,
-  positionals: [0, 0],
-  async run(args, ctx) {
-    const session = await ctx.connect();
-    const { data: d } = await session.request({ op: 'info' });
-    if (args.booleans.has('json')) {
-      ctx.out(JSON.stringify(d, null, 2));
-      return 0;
-    }
-    ctx.out('schedule:');
-    ctx.out(table(['JOB', 'PLATFORM', 'WHEN', 'NEXT RUN', 'TIMEOUT', 'REPRO'],
-      d.schedule.map((j) => [j.name, j.platform ?? `all (orb ${j.package})`, j.cron ? `cron ${j.cron}${j.tz ? ` ${j.tz}` : ''}` : j.period,
-        j.paused ? 'paused (platform dropped)' : (j.next ?? 'only by execute'), duration(j.timeoutSec * 1000), reproCell(j)])));
-    ctx.out('\nqueues:');
-    const queues = Object.entries(d.queues);
-    if (queues.length === 0) ctx.out('(none)');
-    for (const [platform, jobs] of queues) ctx.out(`${platform}: ${jobs.length ? jobs.join(', ') : '(empty)'}`);
-    ctx.out('\nrunning:');
-    ctx.out(table(['STARTED', 'UUID', 'JOB', 'PLATFORM', 'WORKER'], d.running.map((r) => [r.started, r.uuid, r.job, r.platform, r.worker])));
-    ctx.out('\nworkers:');
-    ctx.out(workersTable(d.workers));
-    ctx.out(`\ndropped platforms: ${d.dropped.length ? d.dropped.join(', ') : '(none)'}`);
-    return 0;
-  },
-};
 
 export const history: Command = {
   name: 'history',

@@ -56,6 +56,13 @@ export function comparisonStatements(db: Database.Database) {
     ),
     state: db.prepare<[string, string], JobStateRow>('SELECT * FROM job_state WHERE job = ? AND platform = ?'),
     states: db.prepare<[], JobStateRow>('SELECT * FROM job_state ORDER BY job, platform'),
+    statesOf: db.prepare<[string], JobStateRow>('SELECT * FROM job_state WHERE job = ? ORDER BY platform'),
+    // an unscheduled job's state stays with its runs: only scheduled jobs are counted (EXISTS
+    // looks each up by its key; IN (SELECT name FROM jobs) would first copy every name)
+    failing: db.prepare<[], { n: number }>(
+      `SELECT COUNT(DISTINCT s.job) AS n FROM job_state s
+       WHERE s.outcome = 'failing' AND EXISTS (SELECT 1 FROM jobs j WHERE j.name = s.job)`,
+    ),
     setState: db.prepare(
       `INSERT OR REPLACE INTO job_state (job, platform, outcome, verdict, uuid, updated)
        VALUES (@job, @platform, @outcome, @verdict, @uuid, @updated)`,
@@ -79,6 +86,10 @@ export function comparisonStatements(db: Database.Database) {
       q.successBefore.get(job, platform, exclude, before),
     jobState: (job: string, platform: string) => q.state.get(job, platform),
     jobStates: () => q.states.all(),
+    /** one job's states, through the (job, platform) key */
+    jobStatesOf: (job: string) => q.statesOf.all(job),
+    /** how many jobs failed on some platform at their last run */
+    failingJobs: () => q.failing.get()!.n,
     setJobState: (row: JobStateRow) => void q.setState.run(row),
   };
 }

@@ -12,6 +12,8 @@ export function queueStatements(db: Database.Database) {
   const q = {
     queued: db.prepare<[string, string], QueueRow>('SELECT * FROM queue WHERE platform = ? AND job = ?'),
     queue: db.prepare<[string], QueueRow>('SELECT * FROM queue WHERE platform = ? ORDER BY pos'),
+    // info's listing: the names alone, one string per row (no row objects)
+    queuedNames: db.prepare<[string], string>('SELECT job FROM queue WHERE platform = ? ORDER BY pos').pluck(),
     maxPos: db.prepare<[string], { p: number | null }>('SELECT MAX(pos) AS p FROM queue WHERE platform = ?'),
     minPos: db.prepare<[string], { p: number | null }>('SELECT MIN(pos) AS p FROM queue WHERE platform = ?'),
     enqueue: db.prepare<[string, string, number, number, number]>(
@@ -34,6 +36,8 @@ export function queueStatements(db: Database.Database) {
   const frontPos = (platform: string): number => (q.minPos.get(platform)?.p ?? 0) - 1;
   return {
     queue: (platform: string) => q.queue.all(platform),
+    /** the job names of a platform's queue, first due first */
+    queuedNames: (platform: string): string[] => q.queuedNames.all(platform),
     /** adds at the back unless already queued; returns whether it was added */
     enqueue: (platform: string, job: string, attempt = 1, notBefore = 0) =>
       q.enqueue.run(platform, job, backPos(platform), attempt, notBefore).changes > 0,

@@ -44,6 +44,13 @@ export function runStatements(db: Database.Database) {
     ),
     run: db.prepare<[string], RunRow>('SELECT * FROM runs WHERE uuid = ?'),
     running: db.prepare<[], RunRow>("SELECT * FROM runs WHERE state = 'running' ORDER BY started"),
+    // info-summary: through runs_state, without the scripts
+    runningCounts: db.prepare<[], { platform: string; n: number }>(
+      "SELECT platform, COUNT(*) AS n FROM runs WHERE state = 'running' GROUP BY platform",
+    ),
+    runningFirst: db.prepare<[number], Pick<RunRow, 'uuid' | 'job' | 'platform' | 'worker' | 'started'>>(
+      "SELECT uuid, job, platform, worker, started FROM runs WHERE state = 'running' ORDER BY started LIMIT ?",
+    ),
     finishRun: db.prepare(
       `UPDATE runs SET state = 'finished', finished = @finished, result = @result, stats = @stats,
        refusals = @refusals, dir = @dir WHERE uuid = @uuid AND state = 'running'`,
@@ -78,6 +85,10 @@ export function runStatements(db: Database.Database) {
       void q.insertRun.run({ secret: null, ...row }),
     run: (uuid: string) => q.run.get(uuid),
     running: () => q.running.all(),
+    /** running runs per platform */
+    runningCounts: () => q.runningCounts.all(),
+    /** the `limit` oldest running runs, without their scripts */
+    runningFirst: (limit: number) => q.runningFirst.all(limit),
     /** false when the run was no longer running (finished twice is refused) */
     finishRun: (f: FinishedRun): boolean => {
       const changed = q.finishRun.run({
