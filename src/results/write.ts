@@ -1,6 +1,8 @@
 // Writes a result directory: everything is assembled under incoming/<uuid>/ and renamed into
 // place last (see index.ts for the contract).
+import { closeSync, fsync, open as openCb, writeSync } from 'node:fs';
 import { mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
+import { promisify } from 'node:util';
 import { dirname, join } from 'node:path';
 import type { ScriptBytes } from '../protocol/messages.js';
 import type { ConsoleRow, RunMeta } from './types.js';
@@ -24,39 +26,77 @@ export interface ResultExtras {
   provenance?: ((meta: RunMeta, script: ScriptBytes) => object | undefined) | undefined;
 }
 
-/** Writes a file (0600) and flushes it to disk before returning. */
+const fsyncFd = promisify(fsync);
+const openFd = promisify(openCb);
+
+/** files up to this size are written from the event loop in one write */
+const SMALL_FILE = 64 * 1024;
+
+/**
+ * Writes a file (0600) and flushes it to disk before returning. A small file (a run's script,
+ * run.json, most consoles) costs two trips to the thread pool, its open and its fsync, instead of
+ * four: writing a few KiB into the page cache and closing take microseconds, while each trip
+ * costs two context switches.
+ */
 async function writeDurable(file: string, data: string | Buffer | Iterable<Buffer>): Promise<void> {
+  const iter = (typeof data === 'string' || Buffer.isBuffer(data) ? [Buffer.from(data)] : data)[Symbol.iterator]();
+  // the first pieces tell whether the file is small; a large one is not gathered in memory whole
+  const pieces: Buffer[] = [];
+  let size = 0;
+  let next = iter.next();
+  for (; !next.done && size <= SMALL_FILE; next = iter.next()) {
+    pieces.push(next.value);
+    size += next.value.length;
+  }
+  if (next.done && size <= SMALL_FILE) {
+    // opened in the thread pool: creating a file waits for the file system's journal when it is busy
+    const fd = await openFd(file, 'w', 0o600);
+    try {
+      writeAll(fd, pieces);
+      await fsyncFd(fd);
+    } finally {
+      closeSync(fd);
+    }
+    return;
+  }
   const handle = await open(file, 'w', 0o600);
   try {
-    if (typeof data === 'string' || Buffer.isBuffer(data)) await handle.writeFile(data);
-    else {
-      // console lines gathered into large writes: one syscall per line would cost more than the disk
-      let batch: Buffer[] = [];
-      let size = 0;
-      for (const piece of data) {
-        batch.push(piece);
-        size += piece.length;
-        if (size >= 256 * 1024) {
-          await handle.writeFile(Buffer.concat(batch));
-          batch = [];
-          size = 0;
-        }
+    // large consoles in large writes: one syscall per line would cost more than the disk
+    let batch: Buffer[] = [];
+    let batchSize = 0;
+    const rest = function* (): Generator<Buffer> {
+      yield* pieces;
+      for (; !next.done; next = iter.next()) yield next.value;
+    };
+    for (const piece of rest()) {
+      batch.push(piece);
+      batchSize += piece.length;
+      if (batchSize >= 256 * 1024) {
+        await handle.writeFile(Buffer.concat(batch));
+        batch = [];
+        batchSize = 0;
       }
-      if (size > 0) await handle.writeFile(Buffer.concat(batch));
     }
+    if (batchSize > 0) await handle.writeFile(Buffer.concat(batch));
     await handle.sync();
   } finally {
     await handle.close();
   }
 }
 
+/** Writes the pieces, going on after a short write where it stopped. */
+function writeAll(fd: number, pieces: Buffer[]): void {
+  const data = pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces);
+  for (let off = 0; off < data.length;) off += writeSync(fd, data, off);
+}
+
 /** Flushes a directory's entries (files created or renamed in it) to disk. */
 async function syncDir(dir: string): Promise<void> {
-  const handle = await open(dir, 'r');
+  const fd = await openFd(dir, 'r');
   try {
-    await handle.sync();
+    await fsyncFd(fd);
   } finally {
-    await handle.close();
+    closeSync(fd);
   }
 }
 
@@ -90,20 +130,37 @@ export async function writeResult(
   const final = resultDir(stateDir, meta.job, meta.uuid);
   if (!(await exists(staging)) && (await exists(final))) await rename(final, staging);
   await mkdir(staging, { recursive: true, mode: 0o700 });
-  await writeDurable(join(staging, 'console'), (function* () {
-    for (const line of lines) yield consoleFileLine(line.ms, line.data);
-  })());
-  await writeDurable(join(staging, 'script'), script);
-  await writeDurable(join(staging, 'run.json'), JSON.stringify(meta, null, 2) + '\n');
   const provenance = extras.provenance?.(meta, script);
-  if (provenance !== undefined) await writeDurable(join(staging, PROVENANCE_FILE), JSON.stringify(provenance, null, 2) + '\n');
+  // the files are written and flushed side by side (their fsyncs run in parallel in the thread
+  // pool), and the directory that names them with them; all of it is on disk before the rename
+  await Promise.all([
+    writeDurable(join(staging, 'console'), (function* () {
+      for (const line of lines) yield consoleFileLine(line.ms, line.data);
+    })()),
+    writeDurable(join(staging, 'script'), script),
+    writeDurable(join(staging, 'run.json'), JSON.stringify(meta, null, 2) + '\n'),
+    ...(provenance !== undefined ? [writeDurable(join(staging, PROVENANCE_FILE), JSON.stringify(provenance, null, 2) + '\n')] : []),
+  ]);
   // the artifacts' own data was flushed as each arrived; their names live in these directories
-  for (const dir of [...(await dirsUnder(join(staging, 'artifacts'))), staging]) await syncDir(dir);
+  await Promise.all([...(await dirsUnder(join(staging, 'artifacts'))), staging].map(syncDir));
   const parent = join(stateDir, 'results', meta.job);
-  await mkdir(parent, { recursive: true, mode: 0o700 });
-  await rm(final, { recursive: true, force: true });
-  await rename(staging, final);
+  const created = await mkdir(parent, { recursive: true, mode: 0o700 });
+  try {
+    await rename(staging, final);
+  } catch (err) {
+    // a result renamed by an earlier attempt that moved back failed half-way: the new one wins
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw err;
+    await rm(final, { recursive: true, force: true });
+    await rename(staging, final);
+  }
   await syncDir(parent);
-  await syncDir(dirname(parent));
+  // a directory made here is named in its own parent: those are flushed too (once per job, not per run)
+  if (created !== undefined) {
+    for (let d = dirname(parent); ; d = dirname(d)) {
+      await syncDir(d);
+      if (d === dirname(created) || d === dirname(d)) break;
+    }
+  }
   return final;
 }

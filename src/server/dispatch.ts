@@ -169,7 +169,8 @@ export class Dispatcher {
     }
     // the worker shows it back to re-attach the run after a reconnect; no other worker knows it
     const secret = randomBytes(24).toString('base64url');
-    this.store.tx(() => {
+    // group commit: the worker's port sends the job only once this row is on disk (afterCommits)
+    this.store.txDeferred(() => {
       this.store.dequeue(w.platform, jobName);
       this.store.insertRun({ uuid, job: jobName, platform: w.platform, worker: w.name, script, attempt, timeout_sec: timeoutSec, started, secret });
     });

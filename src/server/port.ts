@@ -35,3 +35,54 @@ export function connectionPort(conn: Connection): ObserverPort {
     },
   };
 }
+
+/** What afterCommits needs of the store (group commit, see store/index.ts). */
+export interface CommitSync {
+  commitMark(): number;
+  isDurable(mark: number): boolean;
+  synced(mark?: number): Promise<void> | undefined;
+}
+
+/** how long a message waits before the fsync it waits for is tried again after failing */
+const SYNC_RETRY_MS = 2_000;
+
+/**
+ * A port whose messages leave only once every deferred commit made before each was sent is on
+ * disk (group commit): a worker is never handed a run, nor anything after it, on the strength of
+ * a row that a power cut could still take back. Messages keep their order; with nothing waiting
+ * they go at once.
+ */
+export function afterCommits<P extends Port>(port: P, store: CommitSync, onSyncError?: (err: unknown) => void): P {
+  const waiting: Array<[number, Message]> = [];
+  let flushing = false;
+  const flush = async (): Promise<void> => {
+    flushing = true;
+    try {
+      while (waiting.length > 0) {
+        try {
+          await store.synced(waiting[0]![0]);
+        } catch (err) {
+          onSyncError?.(err);
+          await new Promise((r) => setTimeout(r, SYNC_RETRY_MS));
+          continue;
+        }
+        while (waiting.length > 0 && store.isDurable(waiting[0]![0])) {
+          const [, msg] = waiting.shift()!;
+          if (!port.closed) port.send(msg);
+        }
+      }
+    } finally {
+      flushing = false;
+    }
+  };
+  return Object.create(port, {
+    send: {
+      value: (msg: Message): void => {
+        const mark = store.commitMark();
+        if (!flushing && waiting.length === 0 && store.isDurable(mark)) return port.send(msg);
+        waiting.push([mark, msg]);
+        if (!flushing) void flush();
+      },
+    },
+  }) as P;
+}

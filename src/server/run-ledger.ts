@@ -70,6 +70,8 @@ interface Completion {
   ackTo: WorkerSession | undefined;
   /** the result directory once written; null when its files cannot be written for good */
   dir: string | null | undefined;
+  /** the run's row is committed (its fsync may still have to succeed) */
+  committed: boolean;
   attempts: number;
 }
 
@@ -347,7 +349,7 @@ export class RunLedger {
 
   /**
    * Stores a run's result (files first, then one transaction holding the run's row, its retry
-   * and its upload), then tells everyone: the worker (ack), observers, and run:finished. When the
+   * and its upload, on disk once the shared fsync of group commit returned), then tells everyone: the worker (ack), observers, and run:finished. When the
    * disk refuses, the run waits (unacknowledged, so its worker keeps it) and is stored again
    * every few seconds; this never throws.
    */
@@ -370,7 +372,7 @@ export class RunLedger {
       result, stats, refusals: masked, artifacts: run.incoming.stored, ...(sandbox ? { sandbox } : {}),
     };
     const retry = isInfra(result) && run.attempt < this.config.maxAttempts;
-    const c: Completion = { run, meta, retry, retryAtOnce, ackTo, dir: undefined, attempts: 0 };
+    const c: Completion = { run, meta, retry, retryAtOnce, ackTo, dir: undefined, committed: false, attempts: 0 };
     if (!(await this.persist(c))) {
       this.stalled.add(c);
       this.armRetry();
@@ -395,7 +397,9 @@ export class RunLedger {
       }
       const { dir } = c;
       const finished = Date.parse(meta.finished);
-      this.store.tx(() => {
+      // committed without its own fsync: runs finishing together share one (group commit), and
+      // nothing (ack, observers, run:finished) is told before it returned
+      if (!c.committed) this.store.txDeferred(() => {
         this.store.finishRun({ uuid: run.uuid, finished, result: meta.result, stats: meta.stats, refusals: meta.refusals, dir, artifacts: meta.artifacts });
         if (c.retry && !this.store.isDropped(run.platform) && this.store.job(run.job)) {
           // a lost worker says nothing about the job: it goes straight back to the front
@@ -405,6 +409,9 @@ export class RunLedger {
         // in the same transaction, so no stored build can miss its upload
         if (this.parts.uploads && dir !== null && isUploadable(meta.result)) this.store.uploads.add(run.uuid, run.job, dir, finished);
       });
+      // a failed fsync leaves the commit in place: only the fsync is tried again
+      c.committed = true;
+      await this.store.synced();
     } catch (err) {
       if (c.attempts === 1 || !isStorageFault(err)) {
         this.log.error('cannot store a finished run; it is tried again until the disk takes it', {

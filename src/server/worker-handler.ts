@@ -11,7 +11,7 @@ import type { Hello, Message } from '../protocol/messages.js';
 import type { Coordinator } from './coordinator.js';
 import type { Store } from './store/index.js';
 import type { WorkerSession } from './worker-session.js';
-import { connectionPort } from './port.js';
+import { afterCommits, connectionPort } from './port.js';
 
 // bytes of received but not yet handled messages: past this the socket is paused, so a fast
 // worker cannot make the server buffer an artifact in memory
@@ -27,7 +27,11 @@ export function serveWorker(conn: Connection, hello: Hello, coordinator: Coordin
     return;
   }
   const w: WorkerSession = {
-    port: connectionPort(conn), peer: conn.peer, name: info.name, platform: info.platform, capacity: Math.max(1, info.capacity), runs: new Set(),
+    // a job (and what follows it) leaves once its run's row is on disk: see afterCommits
+    port: afterCommits(connectionPort(conn), store, (err) => log.error('cannot flush the state database; messages to the worker wait', {
+      worker: info.name, error: errorMessage(err),
+    })),
+    peer: conn.peer, name: info.name, platform: info.platform, capacity: Math.max(1, info.capacity), runs: new Set(),
     draining: false, diskShort: false, freePercent: undefined, sandbox: undefined, since: Date.now(),
   };
   const wlog = log.child({ worker: w.name, platform: w.platform, peer: conn.peer });

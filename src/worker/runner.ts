@@ -96,15 +96,12 @@ export async function runJob({ backend, job, limits, signal, onLine }: RunOption
     described = await describeSandbox(sandbox, backend.name);
     if (stopReason) return ended({ result: stopReason, stats: {}, artifacts: [], refusals: [] });
 
-    const armSilence = (): void => {
-      clearTimeout(silence);
-      silence = setTimeout(() => stop({ kind: 'timeout', reason: `no output for ${Math.round(limits.noOutputTimeoutMs / 1000)} s` }),
-        limits.noOutputTimeoutMs);
-    };
     deadline = setTimeout(() => stop({ kind: 'timeout', reason: 'timeout' }), job.timeoutMs);
-    armSilence();
+    silence = setTimeout(() => stop({ kind: 'timeout', reason: `no output for ${Math.round(limits.noOutputTimeoutMs / 1000)} s` }),
+      limits.noOutputTimeoutMs);
     const handle = await sandbox.start((chunk) => {
-      armSilence();
+      // one timer per run, pushed back by each chunk (refresh), not a new one per chunk
+      silence?.refresh();
       splitter.push(chunk);
     });
     kill = handle.kill;

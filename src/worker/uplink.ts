@@ -86,6 +86,8 @@ export class Uplink {
   private diskShort = false;
   private freePercent: number | undefined;
   private stopped = false;
+  /** the last status sent, and on which connection */
+  private statusSent: { conn: ServerPort; key: string } | undefined;
   private resolveDone: (() => void) | undefined;
   /** the status the worker exits with once done: EXIT_CONFIG after a refused token */
   exitCode = 0;
@@ -309,7 +311,8 @@ export class Uplink {
     } else {
       await this.tearDown(h);
     }
-    this.sendStatus();
+    // the server freed the slot when it acked or refused the run: a status only says what changed
+    this.sendStatus(true);
     this.checkDone();
   }
 
@@ -338,10 +341,14 @@ export class Uplink {
     if (changed) this.sendStatus();
   }
 
-  private sendStatus(): void {
-    this.conn?.send({
-      t: 'status', draining: this.draining, diskShort: this.diskShort, sandbox: this.o.backend.name,
-      ...(this.freePercent !== undefined ? { freePercent: Math.round(this.freePercent) } : {}),
-    });
+  /** Tells the server how this worker stands; with onlyIfChanged, only when that differs from the last status sent. */
+  private sendStatus(onlyIfChanged = false): void {
+    const conn = this.conn;
+    if (!conn) return;
+    const freePercent = this.freePercent !== undefined ? Math.round(this.freePercent) : undefined;
+    const key = `${this.draining} ${this.diskShort} ${freePercent}`;
+    if (onlyIfChanged && conn === this.statusSent?.conn && key === this.statusSent.key) return;
+    this.statusSent = { conn, key };
+    conn.send({ t: 'status', draining: this.draining, diskShort: this.diskShort, sandbox: this.o.backend.name, ...(freePercent !== undefined ? { freePercent } : {}) });
   }
 }

@@ -1,6 +1,6 @@
 // Acknowledged means on disk: the server's system calls, traced with strace, show the fsync of
-// the database's WAL (and of a result's files) before the reply to a schedule change and before
-// the ack of a stored result go out on the socket.
+// the database's WAL (and of a result's files) before the reply to a schedule change, before a
+// job is sent to its worker and before the ack of a stored result go out on the socket.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn, spawnSync } from 'node:child_process';
@@ -37,7 +37,7 @@ function completed(trace: string): string[] {
   return out;
 }
 
-t('the WAL is fsynced before a schedule change is answered, and a result\'s files and row before its ack', withTimeout(60_000, async () => {
+t('the WAL is fsynced before a schedule change is answered, a run\'s row before its job is sent, and a result\'s files and row before its ack', withTimeout(60_000, async () => {
   if (!need('strace', hasStrace, 'apt-get install strace (.ci/run installs it)')) return;
   const dir = h.path('state');
   const traceFile = h.path('trace');
@@ -91,6 +91,11 @@ t('the WAL is fsynced before a schedule change is answered, and a result\'s file
     const workerWrites = calls.map((c, i) => [c, i] as const).filter(([c]) => toSocket(workerPort)(c));
     const ack = workerWrites.at(-1)![1];
     assert.ok(syncedBefore(ack), 'the finished run\'s row is fsynced before the ack');
+    // group commit: the run's row is committed without its own fsync, and the job waits for the shared one
+    // the frame's CBOR as strace prints it: key "t" (0x61 't'), value "job" (0x63 'c' job), key "uuid" (0x64 'd')
+    const jobWrite = workerWrites.find(([c]) => c.includes('atcjobduuid'));
+    assert.ok(jobWrite, `the job frame is among the writes to the worker:\n${workerWrites.map(([c]) => c).join('\n')}`);
+    assert.ok(syncedBefore(jobWrite[1]), 'the new run\'s row is fsynced before its job is sent');
     const runJsonSync = calls.findIndex((c) => /^f(data)?sync\(\d+<[^>]*\/run\.json>/.test(c));
     assert.ok(runJsonSync >= 0 && runJsonSync < ack, 'run.json is fsynced before the ack');
   } finally {

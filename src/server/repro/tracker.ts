@@ -1,7 +1,7 @@
 // Reproducibility tracking. When a run has finished and is stored (run:finished), a successful
 // run (exited 0) is compared artifact by artifact (sha256) with the previous successful run of
 // the same job on the same platform; the verdict is stored with the run in its own short
-// transaction and announced as run:compared. For `differs`, the diff report of each changed
+// transaction and announced as run:compared once on disk. For `differs`, the diff report of each changed
 // artifact is made in the background (bounded) and stored as RESULT/compare.txt, never in
 // run.json. The job's state (last outcome, last verdict) is kept beside, and each change of it
 // goes to the notify command. A run that failed has no verdict; cancelled runs and
@@ -78,13 +78,28 @@ export class ReproTracker {
       reference = store.lastSuccess(run.job, run.platform, run.finished, run.uuid);
       if (reference) comparison = compareArtifacts(store.artifacts(reference.uuid), store.artifacts(run.uuid));
     }
-    store.tx(() => {
+    // group commit (store/index.ts): the verdict is told once the fsync it shares with the runs
+    // finishing and starting meanwhile has returned
+    store.txDeferred(() => {
       if (reference && comparison) store.addComparison(run, reference.uuid, comparison, run.finished);
       store.setJobState({
         job: run.job, platform: run.platform, outcome, verdict: comparison?.verdict ?? prev?.verdict ?? null,
         uuid: run.uuid, updated: run.finished,
       });
     });
+    const synced = store.synced();
+    if (!synced) return this.announce(run, outcome, prev, reference, comparison);
+    // pending like a report, so idle() also waits for what is yet to be announced
+    void this.background(synced).then(
+      () => this.announce(run, outcome, prev, reference, comparison),
+      (err: unknown) => log.error('cannot flush the run\'s verdict to disk; it is not announced', { run: run.uuid, job: run.job, error: errorMessage(err) }),
+    );
+  }
+
+  /** Tells the verdict and the job's state changes, once they are stored. */
+  private announce(run: Finished, outcome: Outcome, prev: JobStateRow | undefined, reference: SuccessfulRun | undefined,
+    comparison: Comparison | undefined): void {
+    const { log } = this.parts;
     if (reference && comparison) {
       log.info(`run ${comparison.verdict}`, {
         run: run.uuid, job: run.job, platform: run.platform, against: reference.uuid,

@@ -17,6 +17,13 @@
 // behind later FULL ones: a FULL commit fsyncs the whole WAL file, earlier frames included, and
 // the result that acks a run is a FULL commit. The level can only change between transactions.
 //
+// Group commit (txDeferred, synced). A transaction the server tells no one about until it has
+// awaited synced() commits with NORMAL too, and synced() then makes it durable with one fsync of
+// the WAL, in the thread pool, shared by every such commit made meanwhile (wal-sync.ts): a finished
+// run's row is acked, and a new run's job leaves for its worker, only once that fsync returned.
+// Acknowledged still means on disk; what changes is that runs ending together share the fsync
+// and the event loop does not wait for it.
+//
 // Privacy. The database holds every script and console; it is created 0600 before
 // SQLite opens it (SQLite gives the -wal and -shm files the database's own mode), and an existing
 // one is set to 0600, whatever the umask.
@@ -32,6 +39,7 @@ import { runStatements } from './runs.js';
 import { uploadStatements } from './uploads.js';
 import { tokenStatements } from './tokens.js';
 import { viewStatements } from './views.js';
+import { WalSync } from './wal-sync.js';
 import type { FinishedRun, RunRow } from './runs.js';
 
 export { comparisonOf, type ComparisonRow, type JobStateRow, type Outcome, type SuccessfulRun } from './comparisons.js';
@@ -99,9 +107,37 @@ export function openStore(file: string, options: StoreOptions = {}) {
   const queue = queueStatements(db);
   const runs = runStatements(db);
   const uploads = uploadStatements(db);
+  const walSync = new WalSync(file === ':memory:' ? undefined : `${file}-wal`);
   return {
-    close: () => db.close(),
+    close: () => {
+      walSync.close();
+      db.close();
+    },
     tx: <T>(fn: () => T): T => db.transaction(fn)(),
+    /**
+     * A transaction committed without an fsync of its own: nothing about it may be told to
+     * anyone before synced() has resolved (see the header). Inside another transaction it is
+     * simply part of that one.
+     */
+    txDeferred: <T>(fn: () => T): T => {
+      if (db.inTransaction) return db.transaction(fn)();
+      db.pragma('synchronous = NORMAL');
+      try {
+        return db.transaction(fn)();
+      } finally {
+        db.pragma('synchronous = FULL');
+        walSync.noteCommit();
+      }
+    },
+    /**
+     * Resolves once every txDeferred commit made so far (or up to `mark`, from commitMark()) is
+     * on disk; undefined when it already is. Callers waiting together share one fsync.
+     */
+    synced: (mark?: number): Promise<void> | undefined => walSync.synced(mark),
+    /** where deferred commits stand now, for synced(mark) */
+    commitMark: (): number => walSync.mark(),
+    /** whether the deferred commits up to mark are on disk */
+    isDurable: (mark: number): boolean => walSync.isDurable(mark),
     ...jobs,
     ...queue,
     ...runs,

@@ -22,8 +22,7 @@ class ProcessSandbox implements Sandbox {
 
   async start(onOutput: (chunk: Buffer) => void): Promise<RunHandle> {
     // the job's environment only, never the worker's; the umask is set before the script's first line
-    const args = ['-c', `umask ${UMASK}; exec /bin/sh "$0"`, this.script];
-    this.handle = await spawnGroup({ file: '/bin/sh', args, cwd: this.workDir, env: { ...this.env } }, onOutput);
+    this.handle = await spawnGroup({ file: '/bin/sh', args: [this.script], umask: UMASK, cwd: this.workDir, env: { ...this.env } }, onOutput);
     return this.handle;
   }
 

@@ -21,6 +21,11 @@ export interface GroupCommand {
   args: string[];
   cwd: string;
   env?: NodeJS.ProcessEnv;
+  /**
+   * the file mode creation mask (octal digits) the command starts with, set by the shell that
+   * merges the pipes: one process image fewer per job than a shell of the command's own
+   */
+  umask?: string;
 }
 
 export function killGroup(pgid: number, signal: NodeJS.Signals = 'SIGKILL'): void {
@@ -33,7 +38,9 @@ export function killGroup(pgid: number, signal: NodeJS.Signals = 'SIGKILL'): voi
 
 export function spawnGroup(cmd: GroupCommand, onOutput: (chunk: Buffer) => void): Promise<RunHandle> {
   // `exec 2>&1` makes stderr share stdout's pipe, so lines are never reordered between the two
-  const child = spawn('/bin/sh', ['-c', 'exec 2>&1; exec "$@"', 'builder-run', cmd.file, ...cmd.args], {
+  if (cmd.umask !== undefined && !/^[0-7]{3,4}$/.test(cmd.umask)) throw new InfraError(`umask must be 3 or 4 octal digits, got "${cmd.umask}"`);
+  const umask = cmd.umask !== undefined ? `umask ${cmd.umask}; ` : '';
+  const child = spawn('/bin/sh', ['-c', `exec 2>&1; ${umask}exec "$@"`, 'builder-run', cmd.file, ...cmd.args], {
     cwd: cmd.cwd,
     env: cmd.env ?? process.env,
     detached: true,
