@@ -72,7 +72,7 @@ const plain: fc.Arbitrary<unknown> = fc.letrec((tie) => ({
 const validMessage: fc.Arbitrary<Record<string, unknown>> = fc.oneof(
   fc.record({ t: fc.constant('hello'), role: fc.constantFrom('client', 'worker'), version: nat, nonce: buf }),
   fc.record({ t: fc.constant('auth'), mac: buf }),
-  fc.record({ t: fc.constant('req'), id: nat, op: fc.constant('schedule'), name: text, platform: text, script: text }),
+  fc.record({ t: fc.constant('req'), id: nat, op: fc.constant('schedule'), name: text, platform: text, script: buf }), // scripts are bytes (a text script arrives as its UTF-8 bytes)
   fc.record({ t: fc.constant('req'), id: nat, op: fc.constant('info') }),
   fc.record({ t: fc.constant('output'), uuid: text, seq: nat, lines: fc.array(fc.tuple(nat, buf), { maxLength: 20 }) }),
   fc.record({ t: fc.constant('line'), id: nat, uuid: text, ms: nat, data: buf }),
