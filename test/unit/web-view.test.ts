@@ -52,18 +52,7 @@ function get(path: string, method = 'GET'): Promise<{ status: number; headers: R
   });
 }
 
-async function medianMs(path: string, times = 7): Promise<number> {
-  const ms: number[] = [];
-  for (let i = 0; i < times; i++) {
-    const t = performance.now();
-    const r = await get(path);
-    ms.push(performance.now() - t);
-    assert.is(r.status, 200, path);
-  }
-  return ms.sort((a, b) => a - b)[Math.floor(times / 2)]!;
-}
-
-test('the front page with 10,000 jobs and a job page with 10,000 runs answer in under 50 ms, paged', async () => {
+test('the front page with 10,000 jobs and a job page with 10,000 runs are paged (their speed is measured by the bench)', async () => {
   const { busyJob } = fillHistory(rig.store, { jobs: 10_000, runs: 10_000 });
   await open();
   const front = JSON.parse((await get('/api/')).body.toString());
@@ -80,13 +69,9 @@ test('the front page with 10,000 jobs and a job page with 10,000 runs answer in 
   // newest first: page 2 starts with the 51st newest
   assert.is(job.runs.items[0].started, new Date(Date.parse('2026-01-01T00:00:00Z') + (10_000 - 51) * 1000).toISOString());
   assert.is(job.runs.items[0].artifacts, 1);
-  const front_ms = await medianMs('/');
-  const job_ms = await medianMs(`/job/${busyJob}`);
-  const deep_ms = await medianMs(`/job/${busyJob}?page=200`);
-  console.log(`  front ${front_ms.toFixed(1)} ms, job ${job_ms.toFixed(1)} ms, job page 200 ${deep_ms.toFixed(1)} ms`);
-  assert.ok(front_ms < 50, `front page took ${front_ms} ms`);
-  assert.ok(job_ms < 50, `job page took ${job_ms} ms`);
-  assert.ok(deep_ms < 50, `job page 200 took ${deep_ms} ms`);
+  // how fast these pages answer is the bench's to measure (`bench web`, `bench scale:history`),
+  // not a test's: a loaded CI machine would turn a timed assertion red at random
+  for (const path of ['/', `/job/${busyJob}`, `/job/${busyJob}?page=200`]) assert.is((await get(path)).status, 200, path);
 });
 
 /** the href of the pager link named `rel` in a page's HTML, as a browser reads the attribute */
