@@ -31,6 +31,12 @@ export interface DispatchParts {
 
 /** how long dispatch waits before trying again after the disk refused a new run */
 export const DISPATCH_RETRY_MS = 2_000;
+/**
+ * Runs started in one turn of the event loop; the rest follow in the next turns. With thousands
+ * of idle workers and a full queue, one pass started thousands of runs in a row and held the
+ * event loop for seconds, long enough for peers' heartbeats to call the server dead.
+ */
+export const DISPATCH_BATCH = 100;
 
 export class Dispatcher {
   readonly workers = new Set<WorkerSession>();
@@ -38,6 +44,9 @@ export class Dispatcher {
   private storeTimer: TimerHandle | undefined;
   /** the disk refused the last run started; logged once until a run starts again */
   private storeFailing = false;
+  /** a pass was cut at DISPATCH_BATCH runs and goes on in the next turn (the platform, or all) */
+  private continuation: { platform: string | undefined } | undefined;
+  private stopped = false;
   private readonly store: Store;
   private readonly config: ServerConfig;
   private readonly log: Logger;
@@ -49,6 +58,7 @@ export class Dispatcher {
   }
 
   stop(): void {
+    this.stopped = true;
     this.clock.clearTimeout(this.retryTimer);
     this.clock.clearTimeout(this.storeTimer);
   }
@@ -90,15 +100,32 @@ export class Dispatcher {
 
   /** Gives queued jobs to free workers of the platform (or of every platform). */
   dispatch(platform?: string): void {
+    if (this.stopped) return;
     const now = this.clock.now();
+    // per pass: a platform's dropped state is read once, and a platform whose queue has nothing
+    // due for anyone is not asked again for each of its other workers
+    const dropped = new Map<string, boolean>();
+    const exhausted = new Set<string>();
+    let started = 0;
     try {
       for (const w of this.workers) {
         if (platform !== undefined && w.platform !== platform) continue;
-        while (freeSlots(w) > 0 && !this.store.isDropped(w.platform)) {
+        if (freeSlots(w) === 0 || exhausted.has(w.platform)) continue;
+        let isDropped = dropped.get(w.platform);
+        if (isDropped === undefined) dropped.set(w.platform, (isDropped = this.store.isDropped(w.platform)));
+        if (isDropped) continue;
+        while (freeSlots(w) > 0) {
           // an entry that avoids this worker (verify's rebuild) waits for another one while one is there
           const entry = this.hasPeer(w) ? this.store.nextQueuedFor(w.platform, now, w.name) : this.store.nextQueued(w.platform, now);
-          if (!entry) break;
+          if (!entry) {
+            if (!this.store.nextQueued(w.platform, now)) exhausted.add(w.platform);
+            break;
+          }
           this.startRun(w, entry.job, entry.attempt);
+          if (++started >= DISPATCH_BATCH) {
+            this.continueLater(platform);
+            return;
+          }
         }
       }
     } catch (err) {
@@ -115,6 +142,20 @@ export class Dispatcher {
       }
     }
     this.armRetryTimer(now);
+  }
+
+  /** Goes on with a cut pass in the next turn; passes asked for meanwhile merge into it. */
+  private continueLater(platform: string | undefined): void {
+    if (this.continuation) {
+      if (this.continuation.platform !== platform) this.continuation.platform = undefined;
+      return;
+    }
+    this.continuation = { platform };
+    setImmediate(() => {
+      const next = this.continuation;
+      this.continuation = undefined;
+      if (next) this.dispatch(next.platform);
+    });
   }
 
   /**
