@@ -17,6 +17,7 @@
 // machine): the figures are against `node -e 0` timed in the same run, and the issue's own
 // earlier figures of ours (info 460 ms, schedule 248 ms, on a machine where node -e 0 took 118 ms).
 // Sizes: BUILDER_BENCH_CLI_JOBS (10,000), BUILDER_BENCH_CLI_ROUNDS (10).
+import { runAlone } from './run-alone.js';
 import { spawnSync } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
@@ -174,15 +175,4 @@ export async function benchCli(): Promise<Record<string, unknown>> {
 }
 
 // run alone: node dist/bench/cli.js
-if (import.meta.url === `file://${process.argv[1]}`) {
-  benchCli().then(
-    (r) => {
-      console.log(JSON.stringify(r, null, 2));
-      process.exit(0);
-    },
-    (err: unknown) => {
-      console.error(err);
-      process.exit(1);
-    },
-  );
-}
+runAlone(import.meta.url, benchCli);

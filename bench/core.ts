@@ -11,6 +11,7 @@
 // BUILDER_BENCH_WORKERS, BUILDER_BENCH_SCHEDULE_JOBS, BUILDER_BENCH_IDLE_WORKERS, and
 // BUILDER_BENCH_TPUT_ROUNDS (throughput rounds, each with a fresh server and workers; the figure
 // is their median, with the spread beside it).
+import { runAlone } from './run-alone.js';
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { errorMessage } from '../src/common/errors.js';
@@ -491,16 +492,7 @@ export async function benchCore(parts: readonly CorePart[] = CORE_PARTS): Promis
 }
 
 // run alone: node dist/bench/core.js [part...]
-if (import.meta.url === `file://${process.argv[1]}`) {
+runAlone(import.meta.url, () => {
   const chosen = process.argv.slice(2) as CorePart[];
-  benchCore(chosen.length ? chosen : CORE_PARTS).then(
-    (r) => {
-      console.log(JSON.stringify(r, null, 2));
-      process.exit(0);
-    },
-    (err: unknown) => {
-      console.error(err);
-      process.exit(1);
-    },
-  );
-}
+  return benchCore(chosen.length ? chosen : CORE_PARTS);
+});

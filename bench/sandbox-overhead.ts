@@ -7,6 +7,7 @@
 // the `true` job, a job that leaves one file (so /work is copied out) and one run as --user (so
 // /work is copied in) are timed the same way. A backend whose environment is missing is reported
 // as {skipped: reason}. bench/run.ts imports this.
+import { runAlone } from './run-alone.js';
 import { execFile } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -162,12 +163,4 @@ export async function benchSandboxes(): Promise<Record<string, unknown>> {
 }
 
 // run alone: node dist/bench/sandbox-overhead.js
-if (import.meta.url === `file://${process.argv[1]}`) {
-  benchSandboxes().then(
-    (r) => console.log(JSON.stringify(r, null, 2)),
-    (err: unknown) => {
-      console.error(err);
-      process.exit(1);
-    },
-  );
-}
+runAlone(import.meta.url, benchSandboxes);

@@ -19,6 +19,7 @@
 //             latency against the same figures before
 // Sizes: BUILDER_BENCH_SCALE_JOBS (default 10000,50000,100000), _DUE (2500,5000,10000),
 // _WORKERS (500,1000,2000), _RUNS (100000,1000000); comma-separated.
+import { runAlone } from './run-alone.js';
 import { fork, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { readFileSync, statSync, existsSync } from 'node:fs';
@@ -665,16 +666,7 @@ export async function benchScale(parts: readonly ScalePart[] = SCALE_PARTS): Pro
 }
 
 // run alone: node dist/bench/scale.js [part...]
-if (import.meta.url === `file://${process.argv[1]}`) {
+runAlone(import.meta.url, () => {
   const chosen = process.argv.slice(2) as ScalePart[];
-  benchScale(chosen.length ? chosen : SCALE_PARTS).then(
-    (r) => {
-      console.log(JSON.stringify(r, null, 2));
-      process.exit(0);
-    },
-    (err: unknown) => {
-      console.error(err);
-      process.exit(1);
-    },
-  );
-}
+  return benchScale(chosen.length ? chosen : SCALE_PARTS);
+});
