@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { need } from '../helpers/env.js';
-import { Harness, bin, eventually, withTimeout } from '../helpers/processes.js';
+import { Harness, bin, eventually, withTimeout, sleepers } from '../helpers/processes.js';
 
 const t = suite('worker start');
 let h: Harness;
@@ -76,16 +76,6 @@ t('a zfs-jail worker whose --zfs-snapshot does not exist exits 78 naming it (zfs
   await ok.waitFor(/cannot connect|connecting|retry/i, 10_000);
   assert.ok(ok.running, ok.stderr);
 }));
-
-/** pids of processes whose command line is exactly `sleep N` */
-const sleepers = (n: number): number[] =>
-  readdirSync('/proc').filter((p) => /^\d+$/.test(p)).filter((p) => {
-    try {
-      return readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0').filter(Boolean).join(' ') === `sleep ${n}`;
-    } catch {
-      return false;
-    }
-  }).map(Number);
 
 t('kill -9 of a btrfs-ns worker mid-job: its next start ends the job left running and deletes its snapshot', withTimeout(60_000, async () => {
   const mnt = process.env.BUILDER_TEST_BTRFS ?? '/var/tmp/builder-btrfs';
