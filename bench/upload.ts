@@ -82,11 +82,11 @@ const median = (xs: number[]): number => {
 const spread = (xs: number[], digits = 1): [number, number] => [round(Math.min(...xs), digits), round(Math.max(...xs), digits)];
 
 /** User and system CPU seconds a live process has used so far (its own, not its children's). */
-function cpuSeconds(pid: number): { user: number; sys: number } {
+function cpuSeconds(pid: number): { user: number; sys: number; faults: number } {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   // fields 14 and 15 of stat(5), counted from after the command name; clock ticks of 1/100 s
-  return { user: Number(f[11]) / 100, sys: Number(f[12]) / 100 };
+  return { user: Number(f[11]) / 100, sys: Number(f[12]) / 100, faults: Number(f[7]) };
 }
 
 /** `curl -T FILE` to the fsync receiver: its wall time, its own CPU (sh's `times`), the receiver's answer. */
@@ -123,8 +123,8 @@ export async function likeForLike(rounds = ROUNDS): Promise<Record<string, unkno
     const receiverJs = join(dirname(fileURLToPath(import.meta.url)), 'fsync-receiver.js');
     const receiver = h.spawn(receiverJs, [recvDir], 'fsync-receiver');
     const url = `http://127.0.0.1:${(await receiver.waitFor(/listening (\d+)/))[1]}/upload`;
-    const srv = await h.server();
-    const worker = h.worker(srv, 'bench');
+    const srv = await h.server({ env: { NODE_OPTIONS: process.env.PROF_SRV ?? '' } });
+    const worker = h.worker(srv, 'bench', [], { NODE_OPTIONS: process.env.PROF_WRK ?? '' });
     await srv.proc.waitFor(/worker connected/);
     const script = `s=$(date +%s%N); head -c ${SIZE} /dev/zero > big.bin; sync big.bin; e=$(date +%s%N); echo "wrote-ns $((e - s))"\n`;
     writeFileSync(h.path('big.sh'), script);
@@ -134,7 +134,7 @@ export async function likeForLike(rounds = ROUNDS): Promise<Record<string, unkno
     await new Promise<void>((resolve, reject) => execFile('sh', ['-c', `head -c ${SIZE} /dev/zero > "$1" && sync "$1"`, 'sh', file],
       (err) => (err ? reject(err) : resolve())));
 
-    const ours: Array<{ ms: number; serverUser: number; serverSys: number; workerUser: number; workerSys: number }> = [];
+    const ours: Array<{ ms: number; serverUser: number; serverSys: number; workerUser: number; workerSys: number; serverFaults: number; workerFaults: number }> = [];
     const base: Array<{ ms: number; curlUser: number; curlSys: number; receiverUser: number; receiverSys: number }> = [];
     const runOurs = async (n: number): Promise<void> => {
       const s0 = cpuSeconds(srv.proc.pid);
@@ -154,7 +154,8 @@ export async function likeForLike(rounds = ROUNDS): Promise<Record<string, unkno
       const dir = `${srv.dir}/results/big/${uuid}`;
       const wroteNs = Number(/wrote-ns (\d+)/.exec(readFileSync(`${dir}/console`, 'utf8'))?.[1] ?? NaN);
       if (statSync(`${dir}/artifacts/big.bin`).size !== SIZE) throw new Error('the artifact arrived short');
-      ours.push({ ms: finished - started - wroteNs / 1e6, serverUser: s1.user - s0.user, serverSys: s1.sys - s0.sys, workerUser: w1.user - w0.user, workerSys: w1.sys - w0.sys });
+      ours.push({ ms: finished - started - wroteNs / 1e6, serverUser: s1.user - s0.user, serverSys: s1.sys - s0.sys, workerUser: w1.user - w0.user, workerSys: w1.sys - w0.sys,
+        serverFaults: s1.faults - s0.faults, workerFaults: w1.faults - w0.faults });
       progress(`ours: ${round(ours.at(-1)!.ms)} ms`);
       // the stored artifact goes (nothing reads it again), so that the disk fills no further
       rmSync(`${dir}/artifacts/big.bin`);
@@ -186,6 +187,8 @@ export async function likeForLike(rounds = ROUNDS): Promise<Record<string, unkno
       ours: {
         medianMs: round(ourMs), spreadMs: spread(ours.map((r) => r.ms)), MiBps: round(SIZE / MiB / (ourMs / 1000)),
         cpuSecondsPerGiB: { serverUser: perGiB(ours, 'serverUser'), serverSys: perGiB(ours, 'serverSys'), workerUser: perGiB(ours, 'workerUser'), workerSys: perGiB(ours, 'workerSys') },
+        // minor page faults: fresh memory for every buffer shows here, and in sys time
+        minorFaultsPerGiB: { server: Math.round(perGiB(ours, 'serverFaults')), worker: Math.round(perGiB(ours, 'workerFaults')) },
       },
       baseline: {
         what: 'curl -X POST -T FILE over loopback to a node http server that streams the body to a file and fsyncs it before answering',

@@ -16,6 +16,9 @@ import type { ArtifactRow } from '../results/index.js';
 
 /** chunks are written to disk this many bytes at a time: one system call instead of 64 */
 const BATCH = 4 * 1024 * 1024;
+/** buffers of BATCH bytes whose write is done, for the next ones (at most SPARE kept: 16 MiB) */
+const spare: Buffer[] = [];
+const SPARE = 4;
 /** bytes handed to the disk and not yet written before a chunk waits: receiving and writing overlap */
 const WRITE_AHEAD = 8 * 1024 * 1024;
 
@@ -34,26 +37,9 @@ interface Open {
   writing: Promise<void>;
   /** bytes in writes queued and not yet done */
   queued: number;
-  /** chunks gathered for the next write */
-  batch: Buffer[];
+  /** the bytes gathered for the next write (a spare buffer of BATCH bytes) */
+  batch: Buffer | undefined;
   batchBytes: number;
-}
-
-/** Writes all of buffers at the file's position, however many writev calls that takes. */
-async function writeAll(handle: FileHandle, buffers: Buffer[]): Promise<void> {
-  let left = buffers;
-  while (left.length > 0) {
-    let done = (await handle.writev(left)).bytesWritten;
-    const rest: Buffer[] = [];
-    for (const b of left) {
-      if (done >= b.length) done -= b.length;
-      else {
-        rest.push(done > 0 ? b.subarray(done) : b);
-        done = 0;
-      }
-    }
-    left = rest;
-  }
 }
 
 /** An error from the file system as one short reason, without the (long) path it names. */
@@ -89,7 +75,7 @@ export class IncomingArtifacts {
     const path = 'path' in normal ? normal.path : rawPath;
     const cur: Open = {
       path, file: undefined, size, mode, received: 0, hash: createHash('sha256'), handle: undefined,
-      failed: problem, writing: Promise.resolve(), queued: 0, batch: [], batchBytes: 0,
+      failed: problem, writing: Promise.resolve(), queued: 0, batch: undefined, batchBytes: 0,
     };
     this.current = cur;
     if (problem !== undefined) {
@@ -113,8 +99,11 @@ export class IncomingArtifacts {
 
   /**
    * Takes a chunk; resolves when the disk has (nearly) caught up, so the caller can pause its
-   * socket. Chunks are gathered and written BATCH bytes at a time in one writev (a chunk arrives
-   * as the slices of the socket reads it came in, 64 KiB each, see Connection.emitChunkParts).
+   * socket. Chunks (the slices of the socket reads they came in, 64 KiB each, see
+   * Connection.emitChunkParts) are gathered into a buffer of BATCH bytes, written in one call
+   * when full. Gathering copies, but into buffers used again and again: the socket's buffers
+   * are let go at once instead of living until their write, which the garbage collector
+   * charged for more than the copy costs (measured by bench/upload.ts).
    */
   async chunk(data: Buffer): Promise<void> {
     const cur = this.current;
@@ -122,29 +111,40 @@ export class IncomingArtifacts {
     cur.received += data.length;
     cur.hash.update(data);
     if (cur.file === undefined || cur.failed !== undefined) return;
-    cur.batch.push(data);
-    cur.batchBytes += data.length;
-    if (cur.batchBytes >= BATCH) this.flush(cur);
+    let off = 0;
+    while (off < data.length) {
+      if (!cur.batch) {
+        cur.batch = spare.pop() ?? Buffer.allocUnsafeSlow(BATCH);
+        cur.batchBytes = 0;
+      }
+      const n = data.copy(cur.batch, cur.batchBytes, off);
+      cur.batchBytes += n;
+      off += n;
+      if (cur.batchBytes === BATCH) this.flush(cur);
+    }
     if (cur.queued > WRITE_AHEAD) await cur.writing;
   }
 
-  /** Queues the gathered chunks as one write after those before it. */
+  /** Queues the gathered bytes as one write after those before it. */
   private flush(cur: Open): void {
-    if (cur.batchBytes === 0) return;
     const batch = cur.batch;
     const bytes = cur.batchBytes;
-    cur.batch = [];
+    cur.batch = undefined;
     cur.batchBytes = 0;
+    if (!batch) return;
     cur.queued += bytes;
     cur.writing = cur.writing.then(async () => {
-      cur.queued -= bytes;
-      if (cur.failed !== undefined || !cur.handle) return;
       try {
-        await writeAll(cur.handle, batch);
+        if (cur.failed !== undefined || !cur.handle) return;
+        let off = 0;
+        while (off < bytes) off += (await cur.handle.write(batch, off, bytes - off)).bytesWritten;
       } catch (err) {
         cur.failed = fsReason(err);
         // what could not be written is useless, and on a full disk it holds the space others need
         await this.discard(cur);
+      } finally {
+        cur.queued -= bytes;
+        if (spare.length < SPARE) spare.push(batch);
       }
     });
   }
