@@ -123,8 +123,8 @@ export async function likeForLike(rounds = ROUNDS): Promise<Record<string, unkno
     const receiverJs = join(dirname(fileURLToPath(import.meta.url)), 'fsync-receiver.js');
     const receiver = h.spawn(receiverJs, [recvDir], 'fsync-receiver');
     const url = `http://127.0.0.1:${(await receiver.waitFor(/listening (\d+)/))[1]}/upload`;
-    const srv = await h.server({ env: { NODE_OPTIONS: process.env.PROF_SRV ?? '' } });
-    const worker = h.worker(srv, 'bench', [], { NODE_OPTIONS: process.env.PROF_WRK ?? '' });
+    const srv = await h.server();
+    const worker = h.worker(srv, 'bench');
     await srv.proc.waitFor(/worker connected/);
     const script = `s=$(date +%s%N); head -c ${SIZE} /dev/zero > big.bin; sync big.bin; e=$(date +%s%N); echo "wrote-ns $((e - s))"\n`;
     writeFileSync(h.path('big.sh'), script);
