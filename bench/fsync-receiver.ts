@@ -2,7 +2,7 @@
 // process so that its CPU time is its own, that streams each request's body to a file and
 // fsyncs it before answering, as builder-server must before it records an artifact. It answers
 // 201 with {bytes, ms, userMs, sysMs} for that request (CPU of this process from the request's
-// first byte to the answer), and removes the file again. Started as
+// first byte to the answer), removes the file again and then prints `removed N`. Started as
 // `node dist/bench/fsync-receiver.js DIR`; prints `listening PORT` on stdout.
 import { createWriteStream } from 'node:fs';
 import { open, rm } from 'node:fs/promises';
@@ -36,7 +36,10 @@ const server = createServer((req, res) => {
       res.writeHead(500);
       res.end(String(err));
     } finally {
+      // the bench waits for this line before going on, so that removing 1 GiB (a discard on
+      // this file system) does not overlap with what it times next
       await rm(file, { force: true });
+      process.stdout.write(`removed ${n}\n`);
     }
   })();
 });

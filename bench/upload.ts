@@ -159,12 +159,16 @@ export async function likeForLike(rounds = ROUNDS): Promise<Record<string, unkno
       progress(`ours: ${round(ours.at(-1)!.ms)} ms`);
       // the stored artifact goes (nothing reads it again), so that the disk fills no further
       rmSync(`${dir}/artifacts/big.bin`);
+      await sync();
     };
     const runBase = async (): Promise<void> => {
       const c = await curlToReceiver(file, url, h.path('answer.json'));
       if (c.receiver.bytes !== SIZE) throw new Error(`the receiver got ${c.receiver.bytes} bytes`);
       base.push({ ms: c.seconds * 1000, curlUser: c.user, curlSys: c.sys, receiverUser: c.receiver.userMs / 1000, receiverSys: c.receiver.sysMs / 1000 });
       progress(`curl -> fsync receiver: ${round(base.at(-1)!.ms)} ms`);
+      // the receiver removes the file after answering: both sides start from the same state
+      await receiver.waitFor(new RegExp(`removed ${base.length}\\b`), 60_000);
+      await sync();
     };
     for (let i = 1; i <= rounds; i++) {
       progress(`like-for-like round ${i} of ${rounds}`);
