@@ -151,3 +151,50 @@ export function checkCbor(bytes: Uint8Array): void {
     }
   }
 }
+
+/** How far into a frame the head before a trailing byte string is looked for: a chunk's is ~60 bytes. */
+const MAX_HEAD = 256;
+
+/**
+ * Decodes a frame that arrived as several slices (see FrameReader.nextParts) without joining
+ * them, when its last item is a byte string that runs to the frame's end (an artifact chunk):
+ * the head before that string is decoded, checked as any frame is, with the string empty, and
+ * the string's bytes are returned as slices of the parts. Since CBOR is read left to right, a
+ * head that is one complete item ending at that empty string proves the frame is the same item
+ * with the string's bytes in place. undefined when the frame is not of that shape: the caller
+ * joins and decodes it whole (which also gives the error of a malformed one).
+ */
+export function splitTail(parts: Buffer[], total: number): { value: unknown; tail: Buffer[] } | undefined {
+  const first = parts[0]!;
+  const scan = Math.min(first.length, MAX_HEAD);
+  for (let p = 0; p < scan; p++) {
+    const ai = first[p]! - 0x40; // major type 2 with additional info ai
+    const n = ai === 25 ? 2 : ai === 26 ? 4 : ai === 27 ? 8 : -1;
+    if (n < 0 || p + 1 + n > first.length) continue;
+    let len = 0;
+    for (let i = 0; i < n; i++) len = len * 256 + first[p + 1 + i]!;
+    const start = p + 1 + n;
+    if (start + len !== total) continue;
+    const head = Buffer.allocUnsafe(p + 1);
+    first.copy(head, 0, 0, p);
+    head[p] = 0x40; // the empty byte string
+    let value: unknown;
+    try {
+      value = decodeValue(head);
+    } catch {
+      continue;
+    }
+    const tail: Buffer[] = [];
+    let skip = start;
+    for (const part of parts) {
+      if (skip >= part.length) {
+        skip -= part.length;
+        continue;
+      }
+      tail.push(skip > 0 ? part.subarray(skip) : part);
+      skip = 0;
+    }
+    return { value, tail };
+  }
+  return undefined;
+}

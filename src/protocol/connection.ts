@@ -2,7 +2,7 @@
 // size limit, the decoding checks and the liveness rules exist once.
 import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
-import { decodeValue, encodeValue } from './codec.js';
+import { decodeValue, encodeValue, splitTail } from './codec.js';
 import { DEFAULT_MAX_FRAME, FrameReader, frameHeader } from './framing.js';
 import type { Message } from './messages.js';
 import { ProtocolError, parseMessage } from './parse.js';
@@ -14,6 +14,10 @@ export interface ConnectionOptions {
   /** close when nothing was received for this long */
   deadAfterMs?: number;
 }
+
+/** chunks from this size on are sent without a copy (sendChunk); smaller ones cost little either way */
+const BIG_CHUNK = 64 * 1024;
+const EMPTY = Buffer.alloc(0);
 
 export const HEARTBEAT_MS = Number(process.env.BUILDER_HEARTBEAT_MS ?? 1000);
 export const DEAD_AFTER_MS = Number(process.env.BUILDER_DEAD_AFTER_MS ?? 5000);
@@ -99,12 +103,34 @@ export class Connection extends EventEmitter<ConnectionEvents> {
   send(msg: Message): boolean {
     if (this.closed) return false;
     this.lastSent = Date.now();
+    if (msg.t === 'chunk' && msg.data.length >= BIG_CHUNK) return this.sendChunk(msg.uuid, msg.data);
     const payload = encodeValue(msg);
     // header and payload as two writes in one writev, so a 1 MiB chunk is not copied again
     this.queuedBytes += 4 + payload.length;
     this.socket.cork();
     this.socket.write(frameHeader(payload.length));
     const ok = this.socket.write(payload);
+    this.socket.uncork();
+    return ok;
+  }
+
+  /**
+   * An artifact chunk without copying its data into the encoder's buffer: the message is encoded
+   * with its data empty (the last byte, 0x40, an empty byte string), that byte becomes the
+   * header of a byte string of the data's length, and the data follows as its own write. The
+   * bytes on the wire are those encodeValue would give.
+   */
+  private sendChunk(uuid: string, data: Buffer): boolean {
+    const head = encodeValue({ t: 'chunk', uuid, data: EMPTY });
+    if (head[head.length - 1] !== 0x40) throw new Error('cbor-x did not encode an empty byte string last');
+    const string = Buffer.allocUnsafe(5);
+    string[0] = 0x5a; // byte string, 4-byte length
+    string.writeUInt32BE(data.length, 1);
+    const length = head.length - 1 + 5 + data.length;
+    this.queuedBytes += 4 + length;
+    this.socket.cork();
+    this.socket.write(Buffer.concat([frameHeader(length), head.subarray(0, head.length - 1), string]));
+    const ok = this.socket.write(data);
     this.socket.uncork();
     return ok;
   }
@@ -168,15 +194,17 @@ export class Connection extends EventEmitter<ConnectionEvents> {
 
   private readFrames(): void {
     while (!this.holding && !this.closed) {
-      let frame: Buffer | undefined;
+      let parts: Buffer[] | undefined;
       try {
-        frame = this.reader.next();
+        parts = this.reader.nextParts();
       } catch (err) {
         this.socket.destroy();
         this.close(`bad frame: ${(err as Error).message}`);
         return;
       }
-      if (!frame) return;
+      if (!parts) return;
+      if (parts.length > 1 && this.emitChunkParts(parts)) continue;
+      const frame = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
       let msg: Message;
       let value: unknown;
       try {
@@ -197,5 +225,35 @@ export class Connection extends EventEmitter<ConnectionEvents> {
       if (msg.t === 'ping') continue;
       this.emit('message', msg);
     }
+  }
+
+  /**
+   * An artifact chunk that arrived in several socket reads is handed on as one chunk message
+   * per read, its data slices of what was read, instead of being copied into one buffer first:
+   * a chunk's data is only ever appended (written and hashed in order), so the pieces mean the
+   * same as the whole. Only a frame that is exactly {t: 'chunk', uuid, data} with data last;
+   * false for any other, which is then decoded whole.
+   */
+  private emitChunkParts(parts: Buffer[]): boolean {
+    const total = parts.reduce((n, p) => n + p.length, 0);
+    const split = splitTail(parts, total);
+    if (!split) return false;
+    const v = split.value as Record<string, unknown> | null;
+    if (typeof v !== 'object' || v === null || v.t !== 'chunk') return false;
+    const keys = Object.keys(v);
+    if (keys.length !== 3 || keys[0] !== 't' || keys[1] !== 'uuid' || keys[2] !== 'data') return false;
+    let msg: Message;
+    try {
+      msg = parseMessage(v);
+    } catch {
+      return false;
+    }
+    if (msg.t !== 'chunk' || msg.data.length !== 0) return false;
+    if (split.tail.length === 0) this.emit('message', msg);
+    for (const data of split.tail) {
+      if (this.closed) return true;
+      this.emit('message', { ...msg, data });
+    }
+    return true;
   }
 }

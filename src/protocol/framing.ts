@@ -55,9 +55,21 @@ export class FrameReader {
    * frame (the hello succeeded) applies to the very next one, even within the same chunk.
    */
   next(): Buffer | undefined {
+    const parts = this.nextParts();
+    if (!parts) return undefined;
+    return parts.length === 1 ? parts[0]! : Buffer.concat(parts, this.lastLength);
+  }
+
+  /**
+   * As next(), but the payload as the slices of the socket chunks it arrived in, never copied:
+   * a 1 MiB artifact chunk comes in some 16 reads, and joining them would copy every byte once
+   * more (the connection decodes such a frame without joining it, see codec.ts splitTail).
+   */
+  nextParts(): Buffer[] | undefined {
     if (this.expected < 0) {
       if (this.buffered < HEADER) return undefined;
-      const header = this.take(HEADER);
+      const h = this.take(HEADER);
+      const header = h.length === 1 ? h[0]! : Buffer.concat(h);
       const length = header.readUInt32BE(0);
       if (length === 0) throw new FrameError('FRAME_EMPTY', 'empty frame (length 0)');
       if (length > this.maxFrame) {
@@ -66,29 +78,29 @@ export class FrameReader {
       this.expected = length;
     }
     if (this.buffered < this.expected) return undefined;
+    this.lastLength = this.expected;
     const frame = this.take(this.expected);
     this.expected = -1;
     return frame;
   }
 
-  private take(n: number): Buffer {
-    const first = this.chunks[0]!;
-    if (first.length >= n) {
-      const out = first.subarray(0, n);
-      if (first.length === n) this.chunks.shift();
-      else this.chunks[0] = first.subarray(n);
-      this.buffered -= n;
-      return out;
-    }
-    const out = Buffer.allocUnsafe(n);
-    let filled = 0;
-    while (filled < n) {
+  private lastLength = 0;
+
+  /** The first n buffered bytes as slices of the chunks that hold them. */
+  private take(n: number): Buffer[] {
+    const out: Buffer[] = [];
+    let left = n;
+    while (left > 0) {
       const c = this.chunks[0]!;
-      const part = Math.min(c.length, n - filled);
-      c.copy(out, filled, 0, part);
-      filled += part;
-      if (part === c.length) this.chunks.shift();
-      else this.chunks[0] = c.subarray(part);
+      if (c.length <= left) {
+        out.push(c);
+        this.chunks.shift();
+        left -= c.length;
+      } else {
+        out.push(c.subarray(0, left));
+        this.chunks[0] = c.subarray(left);
+        left = 0;
+      }
     }
     this.buffered -= n;
     return out;

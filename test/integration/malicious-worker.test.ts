@@ -145,6 +145,38 @@ t('bad, unstorable, duplicate and incomplete artifacts are refused with their re
   assert.ok(server.proc.running);
 }));
 
+t('artifacts of many megabytes are checked whole: stored with their sha256, refused when a byte differs or some are missing', withTimeout(60_000, async () => {
+  const server = await h.server();
+  await h.client(server, ['schedule', 'big', 'evil', h.script('big', 'true\n')]);
+  const w = await rawWorker(server, 'evil-big', 'evil');
+  const job = await w.next(isJob, 'the job');
+  const u = job.uuid;
+  // 11 MiB and a bit in frames of 1 MiB: several of the server's 4 MiB writes and a part-filled last one
+  const data = Buffer.alloc(11 * 1024 * 1024 + 12345);
+  for (let i = 0; i < data.length; i += 4096) data.writeUInt32BE(i, i);
+  const inFrames = (path: string, body: Buffer, sha256: string, send = body.length): void => {
+    w.conn.send({ t: 'artifact', uuid: u, path, size: body.length, mode: 0o644 });
+    for (let off = 0; off < send; off += 1 << 20) w.conn.send({ t: 'chunk', uuid: u, data: body.subarray(off, Math.min(send, off + (1 << 20))) });
+    w.conn.send({ t: 'artifact-end', uuid: u, sha256 });
+  };
+  inFrames('whole.bin', data, sha(data));
+  const flipped = Buffer.from(data);
+  flipped.writeUInt8(flipped.readUInt8(9 * 1024 * 1024 + 7) ^ 1, 9 * 1024 * 1024 + 7); // in the third batch: the hash, not the size, tells
+  inFrames('flipped.bin', flipped, sha(data));
+  inFrames('short.bin', data, sha(data), 8 * 1024 * 1024);
+  w.conn.send(finished(u, 3));
+  await w.next(isAck(u), 'the run stored');
+
+  const [run] = await h.history<RunJson>(server, 'big');
+  const meta = JSON.parse(readFileSync(join(run!.dir, 'run.json'), 'utf8'));
+  assert.equal(meta.artifacts.map((a: { path: string; size: number; sha256: string }) => [a.path, a.size, a.sha256]), [['whole.bin', data.length, sha(data)]]);
+  assert.ok(readFileSync(join(run!.dir, 'artifacts', 'whole.bin')).equals(data), 'the stored file is what was sent');
+  const reasons = Object.fromEntries(meta.refusals.map((r: { path: string; reason: string }) => [r.path, r.reason]));
+  assert.match(reasons['flipped.bin'], new RegExp(`corrupted in transfer: .* got ${data.length} bytes sha256 ${sha(flipped)}`));
+  assert.match(reasons['short.bin'], /corrupted in transfer: .* got 8388608 bytes/);
+  assert.equal(filesUnder(join(run!.dir, 'artifacts')), ['whole.bin']);
+}));
+
 t('foreign runs, duplicate results and takeovers are refused; only the run\'s own worker, with its secret, re-attaches', withTimeout(60_000, async () => {
   const env = { BUILDER_DEAD_AFTER_MS: '1500', BUILDER_HEARTBEAT_MS: '300' };
   const server = await h.server({ args: ['--lease', '30'], env });
