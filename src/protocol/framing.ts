@@ -4,9 +4,15 @@ import { BuilderError } from '../common/errors.js';
 
 export const DEFAULT_MAX_FRAME = 16 * 1024 * 1024;
 const HEADER = 4;
+/**
+ * Every message is a CBOR map of a few fields (the largest request has a dozen): a frame whose
+ * first bytes say otherwise (an array of millions of items, a map of thousands of fields) is
+ * refused as soon as they arrive, before the rest of its up to 16 MiB is buffered.
+ */
+export const MAX_MESSAGE_FIELDS = 64;
 
 export class FrameError extends BuilderError {
-  constructor(override readonly code: 'FRAME_TOO_LARGE' | 'FRAME_EMPTY', message: string) {
+  constructor(override readonly code: 'FRAME_TOO_LARGE' | 'FRAME_EMPTY' | 'FRAME_NOT_MESSAGE', message: string) {
     super(code, message);
     this.name = 'FrameError';
   }
@@ -76,6 +82,14 @@ export class FrameReader {
         throw new FrameError('FRAME_TOO_LARGE', `frame of ${length} bytes announced, maximum is ${this.maxFrame}`);
       }
       this.expected = length;
+      this.headChecked = false;
+    }
+    if (!this.headChecked) {
+      const verdict = messageHead(this.peek(Math.min(this.expected, 9)));
+      // a frame too short for its own map header is all here: the decoder refuses it
+      if (verdict === 'wait' && this.buffered < this.expected) return undefined;
+      if (verdict !== 'ok' && verdict !== 'wait') throw new FrameError('FRAME_NOT_MESSAGE', `frame of ${this.expected} bytes is not a message: ${verdict}`);
+      this.headChecked = true;
     }
     if (this.buffered < this.expected) return undefined;
     this.lastLength = this.expected;
@@ -85,6 +99,14 @@ export class FrameReader {
   }
 
   private lastLength = 0;
+  private headChecked = false;
+
+  /** Up to n buffered bytes from the front, without taking them. */
+  private peek(n: number): Buffer {
+    const first = this.chunks[0];
+    if (first && first.length >= n) return first.subarray(0, n);
+    return Buffer.concat(this.chunks, Math.min(n, this.buffered)).subarray(0, n);
+  }
 
   /** The first n buffered bytes as slices of the chunks that hold them. */
   private take(n: number): Buffer[] {
@@ -105,4 +127,19 @@ export class FrameReader {
     this.buffered -= n;
     return out;
   }
+}
+
+/** 'ok', 'wait' (too few bytes yet), or why the first bytes of a payload cannot start a message. */
+function messageHead(b: Buffer): 'ok' | 'wait' | string {
+  if (b.length === 0) return 'wait';
+  const major = b[0]! >> 5;
+  const info = b[0]! & 0x1f;
+  if (major !== 5) return `a message is a CBOR map, this starts with major type ${major}`;
+  if (info < 24) return 'ok';
+  if (info > 27) return 'a message is a map of known length';
+  const size = 1 << (info - 24);
+  if (b.length < 1 + size) return 'wait';
+  let count = 0;
+  for (let i = 0; i < size; i++) count = count * 256 + b[1 + i]!;
+  return count <= MAX_MESSAGE_FIELDS ? 'ok' : `a map of ${count} fields (a message has at most ${MAX_MESSAGE_FIELDS})`;
 }

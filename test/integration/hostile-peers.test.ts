@@ -70,8 +70,14 @@ t('an authenticated frame of 16.7 million empty maps is refused before decoding:
   const server = await h.server();
   const worker = h.worker(server, 'p');
   await eventually(async () => (await h.info(server)).workers?.length === 1, 15_000, 'the worker');
+  // the bare array: refused at its first byte, before the rest of the frame is buffered
+  const bare = await rawClient(server.port, h.token(server));
+  bare.socket.write(rawFrame(emptyMaps(16 * 1024 * 1024 - 16)));
+  await bare.closed;
+  await server.proc.waitFor(/is not a message: a message is a CBOR map, this starts with major type 4/);
+  // the same array as a field of a message: refused by the object budget, before decoding
   const peer = await rawClient(server.port, h.token(server));
-  const payload = emptyMaps(16 * 1024 * 1024 - 16);
+  const payload = cborMap([['t', encodeValue('req')], ['x', emptyMaps(16 * 1024 * 1024 - 64)]]);
   const t0 = Date.now();
   peer.socket.write(rawFrame(payload));
   await peer.closed;

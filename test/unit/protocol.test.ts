@@ -24,6 +24,36 @@ test('an announced length over the maximum is refused before any allocation', ()
   assert.throws(() => reader.push(header), (e: unknown) => e instanceof FrameError && /4294967295 bytes announced, maximum is 1000/.test(e.message));
 });
 
+test('a frame that cannot be a message is refused at its first bytes, not after 16 MiB are buffered', () => {
+  const head = (length: number, ...first: number[]): Buffer => {
+    const b = Buffer.alloc(4 + first.length);
+    b.writeUInt32BE(length, 0);
+    Buffer.from(first).copy(b, 4);
+    return b;
+  };
+  const refused = (chunk: Buffer): FrameError => {
+    try {
+      new FrameReader().push(chunk);
+    } catch (err) {
+      if (err instanceof FrameError) return err;
+      throw err;
+    }
+    throw new Error('not refused');
+  };
+  // an array of 16.7 million items (0x9a: array, 4-byte count) in a 16 MiB frame: 5 bytes suffice
+  const arr = refused(head(16 * 1024 * 1024, 0x9a, 0x00, 0xff, 0xff, 0xf0));
+  assert.is(arr.code, 'FRAME_NOT_MESSAGE');
+  assert.match(arr.message, /a message is a CBOR map, this starts with major type 4/);
+  // a map of 100,000 fields (0xba: map, 4-byte count)
+  assert.match(refused(head(1 << 20, 0xba, 0x00, 0x01, 0x86, 0xa0)).message, /a map of 100000 fields/);
+  // a real message, fed one byte at a time, still comes out whole
+  const reader = new FrameReader();
+  const frame = encodeFrame(encodeValue({ t: 'ping' }));
+  const out: Buffer[] = [];
+  for (const byte of frame) out.push(...reader.push(Buffer.from([byte])));
+  assert.equal(out.map((f) => decodeValue(Buffer.from(f))), [{ t: 'ping' }]);
+});
+
 test('decoded values are checked into typed messages, with where and what in the error', () => {
   const msg = parseMessage({ t: 'output', uuid: 'u', seq: 0, lines: [[5, Buffer.from('hi')]] });
   assert.is(msg.t, 'output');
