@@ -107,6 +107,10 @@ export async function benchAttack(): Promise<unknown> {
     const attacks = JSON.parse(out.trim().split('\n').at(-1) ?? '{}') as Record<string, unknown> & { tagFrames?: Array<{ ms: number; closed: boolean }> };
     await sleep(3000);
     const afterRss = memMb(server.proc.pid, 'VmRSS');
+    // V8 gives memory back to the system once the process has been idle a while (its memory
+    // reducer), and the allocator keeps freed arenas until then: the later figure is the settled one
+    await sleep(12_000);
+    const settledRss = memMb(server.proc.pid, 'VmRSS');
     const peakRss = Math.max(memMb(server.proc.pid, 'VmHWM'), peakSampled);
     session.close();
     const ratio = median(during) / median(quiet);
@@ -115,6 +119,7 @@ export async function benchAttack(): Promise<unknown> {
       peakRssMb: round(peakRss),
       startRssMb: round(startRss),
       afterRssMb: round(afterRss),
+      settledRssMb: round(settledRss),
       clientRoundMs: {
         quiet: { median: round(median(quiet)), p95: round(p95(quiet)), rounds: quiet.length },
         underAttack: { median: round(median(during)), p95: round(p95(during)), rounds: during.length },
