@@ -64,8 +64,8 @@ function timingFrom(req: { period?: Timing['period'] | undefined; cron?: string 
 /** What schedule and orb-build add to a job's environment: its SOURCE_DATE_EPOCH and secrets. */
 interface BuildEnvReq { sourceDateEpoch?: number | undefined; secrets?: SecretArg[] | undefined }
 
-function newJob(ctx: RequestContext, base: Omit<JobRow, 'next_run' | 'created' | 'period' | 'cron' | 'tz' | 'timeout_sec' | 'source_date_epoch'>,
-  t: Timing, timeoutSec: number | undefined, env: BuildEnvReq): Scheduled {
+async function newJob(ctx: RequestContext, base: Omit<JobRow, 'next_run' | 'created' | 'period' | 'cron' | 'tz' | 'timeout_sec' | 'source_date_epoch'>,
+  t: Timing, timeoutSec: number | undefined, env: BuildEnvReq): Promise<Scheduled> {
   const { store } = ctx;
   checkName('job', base.name);
   if (timeoutSec !== undefined && (timeoutSec < MIN_TIMEOUT_SEC || timeoutSec > MAX_TIMEOUT_SEC)) {
@@ -89,7 +89,8 @@ function newJob(ctx: RequestContext, base: Omit<JobRow, 'next_run' | 'created' |
   // the secrets go to their file before the job exists, so no run starts without them
   ctx.coordinator.secrets.put(row.name, secrets);
   try {
-    store.tx(() => {
+    // group commit: the reply waits for the shared fsync below, the event loop does not
+    store.txDeferred(() => {
       store.insertJob(row);
       if (row.kind === 'script' && row.platform) store.addPlatform(row.platform);
       // a new job runs at once, except jobs that only ever run by execute
@@ -99,6 +100,7 @@ function newJob(ctx: RequestContext, base: Omit<JobRow, 'next_run' | 'created' |
     ctx.coordinator.secrets.remove(row.name);
     throw err;
   }
+  await store.synced();
   ctx.scheduler.changed(queued);
   return { name: row.name, next: row.next_run === null ? null : new Date(row.next_run).toISOString(), queued };
 }
@@ -234,7 +236,7 @@ export async function handleRequest(ctx: RequestContext, conn: Connection, req: 
     }
     case 'unschedule': {
       if (!store.job(req.name)) refuse('NO_JOB', `no job named ${shown(req.name)}`);
-      store.tx(() => store.deleteJob(req.name));
+      await store.txDurable(() => store.deleteJob(req.name));
       coordinator.secrets.remove(req.name);
       ctx.scheduler.changed();
       return { name: req.name } satisfies Replies['unschedule'];
@@ -251,7 +253,7 @@ export async function handleRequest(ctx: RequestContext, conn: Connection, req: 
       if (next < Date.now()) {
         refuse('BAD_TIME', `${req.next} is in the past; to run ${shown(job.name)} now, use builder-client execute ${shown(job.name)}`);
       }
-      store.tx(() => store.setTiming(job.name, next, t.cron ? null : (t.period ?? 'daily'), t.cron ?? null, t.tz ?? null));
+      await store.txDurable(() => store.setTiming(job.name, next, t.cron ? null : (t.period ?? 'daily'), t.cron ?? null, t.tz ?? null));
       ctx.scheduler.changed();
       return jobInfo(ctx)(store.job(job.name)!);
     }
@@ -264,10 +266,13 @@ export async function handleRequest(ctx: RequestContext, conn: Connection, req: 
       }
       if (isPaused(store, job)) refuse('DROPPED', `job ${job.name} is paused: its platform ${job.platform} is dropped (undrop-platform ${job.platform})`);
       if (platforms.length === 0) refuse('NO_PLATFORM', `job ${job.name} has no platform to run on (dropped, or no template)`);
-      store.tx(() => platforms.forEach((p) => store.enqueueFront(p, job.name)));
+      store.txDeferred(() => platforms.forEach((p) => store.enqueueFront(p, job.name)));
+      // before the wait for the disk: a worker freed meanwhile may take the entry at once
+      if (req.follow) coordinator.follow(connectionPort(conn), req.id, job.name, platforms);
+      // group commit: answered once on disk, without holding the event loop for the fsync
+      await store.synced();
       // said at once, so nobody waits on a follow that cannot start (the job stays queued)
       const served = new Set([...coordinator.workers].map((w) => w.platform));
-      if (req.follow) coordinator.follow(connectionPort(conn), req.id, job.name, platforms);
       // after the answer has gone, so the client hears "queued" before "started"
       setImmediate(() => platforms.forEach((p) => coordinator.dispatch(p)));
       return { name: job.name, queued: platforms, noWorker: platforms.filter((p) => !served.has(p)) } satisfies Replies['execute'];
@@ -293,13 +298,13 @@ export async function handleRequest(ctx: RequestContext, conn: Connection, req: 
     case 'drop-platform': {
       checkName('platform', req.platform);
       // the jobs stay (with their secrets and runs), paused; unschedule is what deletes a job
-      const paused = store.tx(() => store.dropPlatform(req.platform));
+      const paused = await store.txDurable(() => store.dropPlatform(req.platform));
       ctx.scheduler.changed();
       return { platform: req.platform, removedJobs: [], pausedJobs: paused } satisfies Replies['drop-platform'];
     }
     case 'undrop-platform': {
       if (!store.isDropped(req.platform)) refuse('NOT_DROPPED', `platform ${shown(req.platform)} is not dropped`);
-      store.tx(() => store.setDropped(req.platform, false));
+      await store.txDurable(() => store.setDropped(req.platform, false));
       // what was queued is dispatched again; what came due while paused is queued once, now
       ctx.scheduler.changed([req.platform]);
       return { platform: req.platform, resumedJobs: store.platformScriptJobs(req.platform) } satisfies Replies['undrop-platform'];

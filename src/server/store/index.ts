@@ -108,6 +108,16 @@ export function openStore(file: string, options: StoreOptions = {}) {
   const runs = runStatements(db);
   const uploads = uploadStatements(db);
   const walSync = new WalSync(file === ':memory:' ? undefined : `${file}-wal`);
+  const txDeferredImpl = <T>(fn: () => T): T => {
+    if (db.inTransaction) return db.transaction(fn)();
+    db.pragma('synchronous = NORMAL');
+    try {
+      return db.transaction(fn)();
+    } finally {
+      db.pragma('synchronous = FULL');
+      walSync.noteCommit();
+    }
+  };
   return {
     close: () => {
       walSync.close();
@@ -119,15 +129,17 @@ export function openStore(file: string, options: StoreOptions = {}) {
      * anyone before synced() has resolved (see the header). Inside another transaction it is
      * simply part of that one.
      */
-    txDeferred: <T>(fn: () => T): T => {
-      if (db.inTransaction) return db.transaction(fn)();
-      db.pragma('synchronous = NORMAL');
-      try {
-        return db.transaction(fn)();
-      } finally {
-        db.pragma('synchronous = FULL');
-        walSync.noteCommit();
-      }
+    txDeferred: txDeferredImpl,
+    /**
+     * A transaction whose caller may answer once it is on disk: committed like txDeferred, and
+     * resolved after the shared fsync. Requests answered this way wait for the disk without
+     * blocking the event loop, and requests arriving together share one fsync (group commit),
+     * where tx() would make the whole server wait for each fsync in turn.
+     */
+    txDurable: async <T>(fn: () => T): Promise<T> => {
+      const result = txDeferredImpl(fn);
+      await walSync.synced();
+      return result;
     },
     /**
      * Resolves once every txDeferred commit made so far (or up to `mark`, from commitMark()) is

@@ -9,7 +9,7 @@
 // inside, so a script that does `kill $$` would survive if it were PID 1. When PID 1 exits,
 // or unshare is killed (--kill-child), the kernel kills every process left in the namespace,
 // including daemons that left our process group.
-import { lstat, mkdir, rename, rm, symlink } from 'node:fs/promises';
+import { chmod, lstat, mkdir, rename, rm, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { UMASK } from '../build-env.js';
 import { runTool } from './run-tool.js';
@@ -52,10 +52,16 @@ export async function hasOwnDev(root: string): Promise<boolean> {
  * which would be most of a short job's overhead if done per job.
  */
 export async function ensureDevTemplate(dir: string): Promise<string> {
-  if (await lstat(join(dir, 'null')).then((st) => st.isCharacterDevice(), () => false)) return dir;
+  // the job's user must enter it: one made under a worker's umask 077 (as a systemd unit's
+  // UMask= would give) is made again
+  const usable = await lstat(dir).then((st) => (st.mode & 0o755) === 0o755, () => false)
+    && await lstat(join(dir, 'null')).then((st) => st.isCharacterDevice(), () => false);
+  if (usable) return dir;
   const tmp = `${dir}.tmp-${process.pid}`;
   await rm(tmp, { recursive: true, force: true });
-  await mkdir(tmp, { recursive: true, mode: 0o755 });
+  await mkdir(tmp, { recursive: true });
+  // mkdir's mode is cut by the umask; this one is not
+  await chmod(tmp, 0o755);
   for (const [name, major, minor] of DEVICES) {
     await runTool('mknod', ['-m', '666', join(tmp, name), 'c', String(major), String(minor)]);
   }
