@@ -73,7 +73,7 @@ class Variant {
       this.store.addPlatform('p');
     });
     this.worker = {
-      port: fakePort(), peer: 'bench', name: 'bench-worker', platform: 'p', capacity: 1, runs: new Set(), draining: false,
+      port: fakePort(), peer: 'bench', name: 'bench-worker', platform: 'p', capacity: 1, runs: new Set(), storing: new Set(), draining: false,
       diskShort: false, freePercent: undefined, sandbox: 'process', since: Date.now(),
     };
     this.coordinator.workerJoined(this.worker, []);

@@ -38,7 +38,7 @@ const SMALL_FILE = 64 * 1024;
  * four: writing a few KiB into the page cache and closing take microseconds, while each trip
  * costs two context switches.
  */
-async function writeDurable(file: string, data: string | Buffer | Iterable<Buffer>): Promise<void> {
+async function writeDurable(file: string, data: string | Buffer | Iterable<Buffer>, opened: () => void = () => undefined): Promise<void> {
   const iter = (typeof data === 'string' || Buffer.isBuffer(data) ? [Buffer.from(data)] : data)[Symbol.iterator]();
   // the first pieces tell whether the file is small; a large one is not gathered in memory whole
   const pieces: Buffer[] = [];
@@ -51,6 +51,7 @@ async function writeDurable(file: string, data: string | Buffer | Iterable<Buffe
   if (next.done && size <= SMALL_FILE) {
     // opened in the thread pool: creating a file waits for the file system's journal when it is busy
     const fd = await openFd(file, 'w', 0o600);
+    opened();
     try {
       writeAll(fd, pieces);
       await fsyncFd(fd);
@@ -60,6 +61,7 @@ async function writeDurable(file: string, data: string | Buffer | Iterable<Buffe
     return;
   }
   const handle = await open(file, 'w', 0o600);
+  opened();
   try {
     // large consoles in large writes: one syscall per line would cost more than the disk
     let batch: Buffer[] = [];
@@ -132,17 +134,28 @@ export async function writeResult(
   await mkdir(staging, { recursive: true, mode: 0o700 });
   const provenance = extras.provenance?.(meta, script);
   // the files are written and flushed side by side (their fsyncs run in parallel in the thread
-  // pool), and the directory that names them with them; all of it is on disk before the rename
-  await Promise.all([
-    writeDurable(join(staging, 'console'), (function* () {
+  // pool), and the directories that name them with them, once every file exists: one round of
+  // fsyncs, not two, and all of it on disk before the rename
+  const files: Array<[string, string | Buffer | Iterable<Buffer>]> = [
+    ['console', (function* () {
       for (const line of lines) yield consoleFileLine(line.ms, line.data);
-    })()),
-    writeDurable(join(staging, 'script'), script),
-    writeDurable(join(staging, 'run.json'), JSON.stringify(meta, null, 2) + '\n'),
-    ...(provenance !== undefined ? [writeDurable(join(staging, PROVENANCE_FILE), JSON.stringify(provenance, null, 2) + '\n')] : []),
-  ]);
+    })()],
+    ['script', script],
+    ['run.json', JSON.stringify(meta, null, 2) + '\n'],
+    ...(provenance !== undefined ? [[PROVENANCE_FILE, JSON.stringify(provenance, null, 2) + '\n'] as [string, string]] : []),
+  ];
+  let opens = 0;
+  let allCreated: () => void = () => undefined;
+  const named = new Promise<void>((resolve) => (allCreated = resolve));
+  const opened = (): void => {
+    if (++opens === files.length) allCreated();
+  };
+  const written = Promise.all(files.map(([name, data]) => writeDurable(join(staging, name), data, opened)));
   // the artifacts' own data was flushed as each arrived; their names live in these directories
-  await Promise.all([...(await dirsUnder(join(staging, 'artifacts'))), staging].map(syncDir));
+  const dirsSynced = Promise.race([named, written]).then(async () => {
+    await Promise.all([...(await dirsUnder(join(staging, 'artifacts'))), staging].map(syncDir));
+  });
+  await Promise.all([written, dirsSynced]);
   const parent = join(stateDir, 'results', meta.job);
   const created = await mkdir(parent, { recursive: true, mode: 0o700 });
   try {

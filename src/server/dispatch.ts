@@ -55,6 +55,7 @@ export class Dispatcher {
   constructor(private readonly parts: DispatchParts) {
     ({ store: this.store, config: this.config, log: this.log, clock: this.clock } = parts);
     parts.events.on('run:finished', (run) => this.dispatch(run.platform));
+    parts.events.on('run:ended-at-worker', (run) => this.dispatch(run.platform));
   }
 
   stop(): void {

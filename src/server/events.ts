@@ -19,6 +19,11 @@ export interface EventMap {
   'run:started': RunFacts & { started: number };
   /** console lines of a running run, stored (masked) by then; seq is the first line's number */
   'run:lines': { uuid: string; seq: number; lines: ReadonlyArray<readonly [number, Buffer]> };
+  /**
+   * The worker says a run has ended (its result arrived and is being stored): the worker's slot
+   * takes a new job from now, while the result is written (see WorkerSession.storing)
+   */
+  'run:ended-at-worker': RunFacts;
   /** dir is the stored result directory, or null when its files could not be written */
   'run:finished': RunFacts & { result: RunResult; finished: number; dir: string | null; retried: boolean };
   /**

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 // builder-server: the schedule, the queues and the result store.
+import './threadpool.js';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { intFlag, parseArgs } from '../common/args.js';

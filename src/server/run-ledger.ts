@@ -221,6 +221,7 @@ export class RunLedger {
       this.startLease(run);
     }
     w.runs.clear();
+    w.storing.clear();
   }
 
   /** The newest live run, of a platform and/or job when given. */
@@ -333,6 +334,11 @@ export class RunLedger {
     }
     const result: RunResult = run.masker && msg.result.kind === 'failed'
       ? { ...msg.result, message: run.masker.maskText(msg.result.message) } : msg.result;
+    // the worker is done with it: its slot takes the next job while the result is stored
+    if (!run.finishing) {
+      w.storing.add(run.uuid);
+      this.parts.events.emit('run:ended-at-worker', { uuid: run.uuid, job: run.job, platform: run.platform, worker: run.workerName, attempt: run.attempt });
+    }
     await this.complete(run, result, msg.stats, refusals, { ackTo: w, sandbox: msg.sandbox });
   }
 
@@ -430,6 +436,7 @@ export class RunLedger {
     const result = meta.result;
     this.live.delete(run.uuid);
     run.worker?.runs.delete(run.uuid);
+    run.worker?.storing.delete(run.uuid);
     this.log.info('run finished', {
       run: run.uuid, job: run.job, platform: run.platform, result: describeResult(result), artifacts: run.incoming.stored.length,
       retry: retry || undefined,

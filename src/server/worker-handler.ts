@@ -31,7 +31,7 @@ export function serveWorker(conn: Connection, hello: Hello, coordinator: Coordin
     port: afterCommits(connectionPort(conn), store, (err) => log.error('cannot flush the state database; messages to the worker wait', {
       worker: info.name, error: errorMessage(err),
     })),
-    peer: conn.peer, name: info.name, platform: info.platform, capacity: Math.max(1, info.capacity), runs: new Set(),
+    peer: conn.peer, name: info.name, platform: info.platform, capacity: Math.max(1, info.capacity), runs: new Set(), storing: new Set(),
     draining: false, diskShort: false, freePercent: undefined, sandbox: undefined, since: Date.now(),
   };
   const wlog = log.child({ worker: w.name, platform: w.platform, peer: conn.peer });

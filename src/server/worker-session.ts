@@ -8,7 +8,14 @@ export interface WorkerSession {
   name: string;
   platform: string;
   capacity: number;
+  /** its runs the server holds: running, or finished and being stored (until their ack) */
   runs: Set<string>;
+  /**
+   * those of runs whose result has arrived and is being stored: the worker has ended them, so
+   * their slots take new jobs meanwhile (at most capacity of them, so a disk that stores slowly
+   * holds back dispatch rather than piling up kept sandboxes on the worker)
+   */
+  storing: Set<string>;
   draining: boolean;
   diskShort: boolean;
   freePercent: number | undefined;
@@ -17,4 +24,4 @@ export interface WorkerSession {
 }
 
 export const freeSlots = (w: WorkerSession): number =>
-  w.draining || w.diskShort || w.port.closed ? 0 : w.capacity - w.runs.size;
+  w.draining || w.diskShort || w.port.closed ? 0 : w.capacity - w.runs.size + Math.min(w.storing.size, w.capacity);

@@ -218,7 +218,7 @@ export class Uplink {
 
   private take(job: Job): void {
     const conn = this.conn;
-    if (this.draining || this.diskShort || this.stopped || this.held.size >= this.o.capacity) {
+    if (this.draining || this.diskShort || this.stopped || !this.hasSlot()) {
       // the server's view was stale: hand the job back as an infrastructure failure, which it retries
       conn?.send({
         t: 'finished', uuid: job.uuid, lastSeq: -1, stats: {}, refusals: [], artifacts: 0,
@@ -261,6 +261,16 @@ export class Uplink {
         await this.sendEnding(h);
       })
       .catch((err) => log.error('run failed unexpectedly', { error: errorMessage(err) }));
+  }
+
+  /**
+   * A run whose result has gone to the server no longer takes a slot: the server hands the next
+   * job while it stores that result (up to capacity such runs kept, as the server counts them).
+   */
+  private hasSlot(): boolean {
+    let running = 0;
+    for (const h of this.held.values()) if (h.ending === undefined) running++;
+    return running < this.o.capacity && this.held.size < 2 * this.o.capacity;
   }
 
   private queueLine(uuid: string, seq: number, ms: number, data: Buffer): void {

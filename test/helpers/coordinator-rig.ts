@@ -81,7 +81,7 @@ export class Rig {
   /** A worker connects (holding runs from before, when given); returns it and its welcome. */
   join(name: string, platform = 'p', held: HeldRun[] = [], capacity = 1) {
     const w: FakeWorker = {
-      port: fakePort(), peer: `fake:${name}`, name, platform, capacity, runs: new Set(), draining: false,
+      port: fakePort(), peer: `fake:${name}`, name, platform, capacity, runs: new Set(), storing: new Set(), draining: false,
       diskShort: false, freePercent: undefined, sandbox: undefined, since: this.clock.now(),
     };
     const welcome = this.coordinator.workerJoined(w, held);

@@ -14,7 +14,15 @@ import { killMarked, MARK_VAR as MARK, testMark } from './process-marks.js';
 
 /** The repository root, from dist/test/helpers/. */
 export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
-export const bin = (name: 'server' | 'worker' | 'client' | 'inspect'): string => join(repoRoot, 'dist', 'src', name, 'main.js');
+/**
+ * The program a test or bench starts: the compiled tree, or with BUILDER_TEST_BUNDLE=1 the bundle
+ * the installed programs run (dist/bundle/bin/builder-NAME.cjs), which benches use to time what
+ * users get (the bundle starts faster and sizes the server's thread pool, see threadpool.ts).
+ */
+export const bin = (name: 'server' | 'worker' | 'client' | 'inspect'): string =>
+  process.env.BUILDER_TEST_BUNDLE === '1'
+    ? join(repoRoot, 'dist', 'bundle', 'bin', `builder-${name}.cjs`)
+    : join(repoRoot, 'dist', 'src', name, 'main.js');
 
 export class Proc {
   stdout = '';

@@ -48,14 +48,17 @@ test('a build failure is a result, not retried', async () => {
   assert.is(rig.jobsSent(w).length, 1);
 });
 
-test('a finished run frees the worker slot for the next queued job, after the ack', async () => {
+test('a finished run frees the worker slot at once: the next queued job goes out while the result is stored', async () => {
   rig.schedule('a');
   rig.schedule('b');
+  rig.schedule('c');
   const { w } = rig.join('w1');
   const [first] = rig.jobsSent(w);
   await rig.finish(w, first!, { kind: 'exited', code: 0 });
-  const kinds = w.port.sent.map((m) => m.t);
-  assert.equal(kinds, ['job', 'ack', 'job']);
+  // b is handed out when a's result arrives, before a's ack; c waits for a slot
+  assert.equal(w.port.sent.map((m) => m.t), ['job', 'job', 'ack']);
+  assert.equal(w.storing.size, 0, 'a is stored and acknowledged');
+  assert.equal(rig.store.queue('p').map((e) => e.job), ['c']);
 });
 
 test.run();

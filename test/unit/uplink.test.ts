@@ -284,6 +284,38 @@ test('a job beyond capacity is handed back as an infrastructure failure', async 
   await uplink.abort();
 });
 
+test('a run whose result has gone frees its slot before the ack: the next job runs while the server stores it, and no more than capacity such runs are kept', async () => {
+  const server = fakeServer(() => ({}));
+  const { uplink, backend } = makeUplink(server.dial, fakeClock(), 1);
+  await until('connected', () => server.ports.length === 1);
+  server.port.from(job('r1'));
+  const sb1 = await until('sandbox r1', () => backend.made.get('r1'));
+  await until('started', () => (sb1.print(''), true));
+  sb1.exit(0);
+  await until('r1 finished', () => server.port.of('finished').find((m) => m.uuid === 'r1'));
+  server.port.from(job('r2'));
+  const sb2 = await until('r2 taken while r1 waits for its ack', () => backend.made.get('r2'));
+  assert.is(sb1.destroyed, 0, 'r1 is kept until its ack');
+  assert.is(uplink.runs, 2);
+  // r2 still running: capacity 1 is taken
+  server.port.from(job('r3'));
+  const back = await until('r3 handed back', () => server.port.of('finished').find((m) => m.uuid === 'r3'));
+  assert.equal(back.result, { kind: 'failed', message: 'worker w cannot take jobs now', infra: true });
+  // r2 ends too: two results wait for their acks, which is all a worker of capacity 1 keeps
+  await until('started', () => (sb2.print(''), true));
+  sb2.exit(0);
+  await until('r2 finished', () => server.port.of('finished').find((m) => m.uuid === 'r2'));
+  server.port.from(job('r4'));
+  const back4 = await until('r4 handed back', () => server.port.of('finished').find((m) => m.uuid === 'r4'));
+  assert.is(back4.result.kind, 'failed');
+  assert.is(backend.made.has('r4'), false);
+  server.port.from({ t: 'ack', uuid: 'r1' });
+  await until('r1 torn down', () => sb1.destroyed === 1);
+  server.port.from(job('r5'));
+  await until('r5 taken after an ack', () => backend.made.get('r5'));
+  await uplink.abort();
+});
+
 test('reconnects back off from 100 ms to 5 s, start over after a success, and another protocol version waits longest', async () => {
   let failures = 8;
   let code: ErrorCode = 'CONNECT';
