@@ -2,7 +2,7 @@
 // in its state directory with mode 0600. Peers take --token-file, then BUILDER_TOKEN, then
 // BUILDER_TOKEN_FILE, then the server's default file when they can read it (same host). A peer's
 // token is the admin token or a named one (builder:NAME:HEX, see src/protocol/auth.ts).
-import { randomBytes } from 'node:crypto';
+import { randomBytesLight } from '../protocol/light-crypto.js';
 import { readFileSync, writeFileSync, existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { BuilderError } from './errors.js';
@@ -45,7 +45,7 @@ export function serverToken(stateDir: string, tokenFile: string | undefined): { 
     checkPrivate(file);
     return { token: read(file), file, created: false };
   }
-  const token = randomBytes(32).toString('hex');
+  const token = randomBytesLight(32).toString('hex');
   // 'wx': never overwrite a token another server process wrote a moment ago
   writeFileSync(file, token + '\n', { mode: 0o600, flag: 'wx' });
   return { token, file, created: true };

@@ -13,25 +13,27 @@
 //   the server recomputes the HMAC, XORs it off and checks SHA256 of what is left against
 //   storedKey. So a copy of the database (a backup) cannot be used to log in as that worker or
 //   reader: it lacks clientKey, which only the token yields.
-import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+// The hashes come from light-crypto.ts, not node:crypto, whose loading would cost every
+// command-line client several milliseconds of its start-up (see there).
+import { constantTimeEqual, hmacSha256, randomBytesLight, sha256 as sha256Of } from './light-crypto.js';
 import type { Role } from './messages.js';
 
 export const NONCE_BYTES = 32;
 
 export function makeNonce(): Buffer {
-  return randomBytes(NONCE_BYTES);
+  return randomBytesLight(NONCE_BYTES);
 }
 
 export function serverProof(token: string | Buffer, peerNonce: Buffer): Buffer {
-  return createHmac('sha256', token).update('builder-server\0').update(peerNonce).digest();
+  return hmacSha256(token, 'builder-server\0', peerNonce);
 }
 
 export function peerMac(token: string, role: Role, serverNonce: Buffer, peerNonce: Buffer): Buffer {
-  return createHmac('sha256', token).update(`builder-${role}\0`).update(serverNonce).update(peerNonce).digest();
+  return hmacSha256(token, `builder-${role}\0`, serverNonce, peerNonce);
 }
 
 export function sameMac(a: Buffer, b: Buffer): boolean {
-  return a.length === b.length && timingSafeEqual(a, b);
+  return constantTimeEqual(a, b);
 }
 
 // ---- named tokens ----
@@ -45,7 +47,7 @@ export function namedTokenName(token: string): string | undefined {
 }
 
 export function makeNamedToken(name: string): string {
-  return `builder:${name}:${randomBytes(32).toString('hex')}`;
+  return `builder:${name}:${randomBytesLight(32).toString('hex')}`;
 }
 
 export interface Verifier {
@@ -53,16 +55,16 @@ export interface Verifier {
   serverKey: Buffer;
 }
 
-const clientKeyOf = (token: string): Buffer => createHmac('sha256', token).update('builder-client-key').digest();
-const sha256 = (b: Buffer): Buffer => createHash('sha256').update(b).digest();
+const clientKeyOf = (token: string): Buffer => hmacSha256(token, 'builder-client-key');
+const sha256 = (b: Buffer): Buffer => sha256Of(b);
 
 /** What the server keeps of a named token. */
 export function verifierOf(token: string): Verifier {
-  return { storedKey: sha256(clientKeyOf(token)), serverKey: createHmac('sha256', token).update('builder-server-key').digest() };
+  return { storedKey: sha256(clientKeyOf(token)), serverKey: hmacSha256(token, 'builder-server-key') };
 }
 
 function signature(storedKey: Buffer, role: Role, name: string, serverNonce: Buffer, peerNonce: Buffer): Buffer {
-  return createHmac('sha256', storedKey).update(`builder-${role}\0${name}\0`).update(serverNonce).update(peerNonce).digest();
+  return hmacSha256(storedKey, `builder-${role}\0${name}\0`, serverNonce, peerNonce);
 }
 
 const xor = (a: Buffer, b: Buffer): Buffer => Buffer.from(a.map((byte, i) => byte ^ (b[i] ?? 0)));
