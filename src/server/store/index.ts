@@ -108,13 +108,16 @@ export function openStore(file: string, options: StoreOptions = {}) {
   const runs = runStatements(db);
   const uploads = uploadStatements(db);
   const walSync = new WalSync(file === ':memory:' ? undefined : `${file}-wal`);
+  // prepared once: a deferred commit switches twice, several times per run
+  const syncNormal = db.prepare('PRAGMA synchronous = NORMAL');
+  const syncFull = db.prepare('PRAGMA synchronous = FULL');
   const txDeferredImpl = <T>(fn: () => T): T => {
     if (db.inTransaction) return db.transaction(fn)();
-    db.pragma('synchronous = NORMAL');
+    syncNormal.run();
     try {
       return db.transaction(fn)();
     } finally {
-      db.pragma('synchronous = FULL');
+      syncFull.run();
       walSync.noteCommit();
     }
   };
