@@ -436,6 +436,22 @@ function get(url: string): Promise<number> {
   });
 }
 
+function getJson(url: string): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    request(url, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        try {
+          resolve(JSON.parse(Buffer.concat(chunks).toString('utf8')));
+        } catch (err) {
+          reject(new Error(`${url}: status ${res.statusCode}, not JSON: ${errorMessage(err)}`));
+        }
+      });
+    }).on('error', reject).end();
+  });
+}
+
 /** `n` starts of a server with its web view on `dir`, each stopped after its first answer: ms */
 async function startups(h: Harness, dir: string, n: number): Promise<number[]> {
   const out: number[] = [];
@@ -607,6 +623,10 @@ async function benchSlow(): Promise<Record<string, unknown>> {
 
       const rss: number[] = [];
       const during: number[] = [];
+      const storedLines = async (): Promise<number> =>
+        ((await getJson(`${web}/api/run/${running}`)) as { console: { lastSeq: number } }).console.lastSeq + 1;
+      const t0 = performance.now();
+      const [lines0, cpu0] = [await storedLines(), cpuSeconds(server.proc.pid)];
       const until = Date.now() + chatMs - 2_000;
       let i = 0;
       while (Date.now() < until) {
@@ -616,6 +636,9 @@ async function benchSlow(): Promise<Record<string, unknown>> {
         during.push(performance.now() - t);
         await sleep(50);
       }
+      const lines = (await storedLines()) - lines0;
+      const cpu = cpuSeconds(server.proc.pid) - cpu0;
+      const seconds = (performance.now() - t0) / 1000;
       const rep = await f.report();
       sse.destroy();
       observer.close('bench done');
@@ -626,6 +649,8 @@ async function benchSlow(): Promise<Record<string, unknown>> {
         chattyRunSeconds: chatMs / 1000, linesPerBatch: 100, lineBytes: 200,
         serverRssMb: { before: rssBefore, firstThird: Math.max(...rss.slice(0, third)), lastThird: Math.max(...rss.slice(-third)), max: Math.max(...rss) },
         otherClientScheduleMs: { before: baseline, during: d, ratioP50: round(d.p50 / baseline.p50) },
+        // how fast the server takes the chatty run's lines meanwhile, and what they cost it
+        consoleLinesStored: { perSecond: Math.round(lines / seconds), perServerCpuSecond: Math.round(lines / cpu), serverCpuShare: round(cpu / seconds) },
         chattyWorkerErrors: rep.errorCount,
         meetsAim: Math.max(...rss.slice(-third)) <= Math.max(...rss.slice(0, third)) * 1.1 + 5,
         how: 'one simulated worker streams 100 lines x 200 bytes per message as fast as the server takes them for 20 s; a client ' +

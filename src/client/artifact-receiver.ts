@@ -59,13 +59,13 @@ export class ArtifactReceiver {
     if (this.failed) return;
     const size = ev.t === 'artifact-data' ? ev.data.length : 64;
     this.pending += size;
-    if (this.pending >= PAUSE_AT) this.conn.socket.pause();
+    if (this.pending >= PAUSE_AT) this.conn.pauseReading('artifacts');
     this.chain = this.chain
       .then(() => (this.failed ? undefined : this.handle(ev)))
       .catch((err: unknown) => this.fail(errorMessage(err)))
       .finally(() => {
         this.pending -= size;
-        if (this.pending <= RESUME_AT && this.conn.socket.isPaused()) this.conn.socket.resume();
+        if (this.pending <= RESUME_AT) this.conn.resumeReading('artifacts');
       });
   };
 

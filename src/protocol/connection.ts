@@ -15,6 +15,15 @@ export interface ConnectionOptions {
   deadAfterMs?: number;
 }
 
+/**
+ * Bytes of frames one connection has handled in a turn of the event loop past which the rest
+ * waits for the next turn, its socket paused meanwhile. libuv reads up to 32 x 64 KiB of one
+ * socket per turn, and a peer that sends as fast as it can (a worker printing without pause) had
+ * the server handle all of it (some 100 console batches, each a commit) before any other peer's
+ * request: with this it takes its share of each turn and no more.
+ */
+export const TURN_BYTES = 64 * 1024;
+
 /** chunks from this size on are sent without a copy (sendChunk); smaller ones cost little either way */
 const BIG_CHUNK = 64 * 1024;
 const EMPTY = Buffer.alloc(0);
@@ -46,6 +55,10 @@ export class Connection extends EventEmitter<ConnectionEvents> {
   private timer: NodeJS.Timeout | undefined;
   private closedReason: string | undefined;
   private holding = false;
+  /** why the socket is not read now: the owners' reasons (their backlogs) and 'turn' (TURN_BYTES) */
+  private readonly pausedBy = new Set<string>();
+  /** bytes of frames handled in this turn of the event loop; reset by a setImmediate */
+  private turnBytes = 0;
 
   constructor(readonly socket: Socket, opts: ConnectionOptions = {}) {
     super();
@@ -71,7 +84,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
       if (away > every) {
         this.lastReceived = Math.min(now, this.lastReceived + away);
         this.lastFlushProgress = Math.min(now, this.lastFlushProgress + away);
-      } else if (this.socket.isPaused()) {
+      } else if (this.pausedByOwner()) {
         // We stopped reading this peer (our disk, or its own unread replies, is behind): its
         // silence is ours to cause, not a sign it is gone. It is gone if it reads nothing either.
         this.lastReceived = now;
@@ -168,6 +181,34 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     this.readFrames();
   }
 
+  /**
+   * Stops reading the socket for `reason` until resumeReading(reason): the socket is read again
+   * once no reason is left, so owners that pause for different causes (their queue, the peer's
+   * unread replies, this connection's share of the turn) do not resume one another's pause.
+   */
+  pauseReading(reason: string): void {
+    this.pausedBy.add(reason);
+    this.socket.pause();
+  }
+
+  resumeReading(reason: string): void {
+    if (!this.pausedBy.delete(reason) || this.pausedBy.size > 0 || this.closed) return;
+    this.socket.resume();
+  }
+
+  /**
+   * The socket is not read for a reason of its owner's (pauseReading, or the socket paused
+   * directly); a turn's share alone lasts one turn and says nothing of the peer.
+   */
+  private pausedByOwner(): boolean {
+    return this.socket.isPaused() && !(this.pausedBy.size === 1 && this.pausedBy.has('turn'));
+  }
+
+  /** Whether the socket is not read now for this reason. */
+  readingPausedBy(reason: string): boolean {
+    return this.pausedBy.has(reason);
+  }
+
   close(reason: string): void {
     if (this.closedReason !== undefined) return;
     this.closedReason = reason;
@@ -194,6 +235,11 @@ export class Connection extends EventEmitter<ConnectionEvents> {
 
   private readFrames(): void {
     while (!this.holding && !this.closed) {
+      if (this.turnBytes >= TURN_BYTES) {
+        // the rest (buffered here and in the socket) waits for the next turn; see TURN_BYTES
+        if (!this.pausedBy.has('turn')) this.pauseReading('turn');
+        return;
+      }
       let parts: Buffer[] | undefined;
       try {
         parts = this.reader.nextParts();
@@ -203,6 +249,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
         return;
       }
       if (!parts) return;
+      this.countTurn(parts);
       if (parts.length > 1 && this.emitChunkParts(parts)) continue;
       const frame = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
       let msg: Message;
@@ -225,6 +272,20 @@ export class Connection extends EventEmitter<ConnectionEvents> {
       if (msg.t === 'ping') continue;
       this.emit('message', msg);
     }
+  }
+
+  /** Counts a frame against this turn's share; the first of a turn arms the turn's end. */
+  private countTurn(parts: Buffer[]): void {
+    if (this.turnBytes === 0) {
+      setImmediate(() => {
+        this.turnBytes = 0;
+        if (!this.pausedBy.has('turn')) return;
+        this.resumeReading('turn');
+        this.readFrames();
+      });
+    }
+    // never 0 after this: frames are not empty (FrameReader refuses them)
+    for (const p of parts) this.turnBytes += p.length;
   }
 
   /**

@@ -27,16 +27,17 @@ export function serveClient(conn: Connection, ctx: RequestContext, log: Logger, 
   let queued = 0;
   const enqueue = (work: () => Promise<void>): void => {
     queued++;
-    if (queued >= MAX_QUEUED) conn.socket.pause();
+    if (queued >= MAX_QUEUED) conn.pauseReading('queue');
     chain = chain.then(async () => {
       // a client that does not read its replies waits here, unread, with nothing more built for it
       if (conn.backlog > MAX_REPLY_BACKLOG) {
-        conn.socket.pause();
+        conn.pauseReading('replies');
         await conn.drained();
       }
       if (!conn.closed) await work();
       queued--;
-      if (queued < MAX_QUEUED / 2 && conn.backlog <= MAX_REPLY_BACKLOG && conn.socket.isPaused()) conn.socket.resume();
+      if (queued < MAX_QUEUED / 2) conn.resumeReading('queue');
+      if (conn.backlog <= MAX_REPLY_BACKLOG) conn.resumeReading('replies');
     });
   };
 

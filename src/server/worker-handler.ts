@@ -67,13 +67,13 @@ export function serveWorker(conn: Connection, hello: Hello, coordinator: Coordin
   conn.on('message', (msg) => {
     const size = msg.t === 'chunk' ? msg.data.length : 256;
     pending += size;
-    if (pending >= PAUSE_AT) conn.socket.pause();
+    if (pending >= PAUSE_AT) conn.pauseReading('backlog');
     chain = chain
       .then(() => handle(msg))
       .catch((err) => wlog.error('cannot handle worker message', { type: msg.t, error: errorMessage(err) }))
       .finally(() => {
         pending -= size;
-        if (pending <= RESUME_AT && conn.socket.isPaused()) conn.socket.resume();
+        if (pending <= RESUME_AT) conn.resumeReading('backlog');
       });
   });
   conn.on('close', (reason) => {
