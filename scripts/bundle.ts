@@ -17,6 +17,8 @@
 // better-sqlite3 and cbor-extract (native), handlebars and undici. The client must not load
 // any of them: the build fails if its bundle refers to one.
 import { build, type Metafile } from 'esbuild';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { SERVER_NODE_FLAGS } from '../src/server/node-flags.js';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -56,9 +58,21 @@ async function bundle(program: string): Promise<Metafile> {
   return result.metafile;
 }
 
+/**
+ * The server's bundle, run directly (npm's bin), starts node with the server's V8 options
+ * (node-flags.ts); `env -S` splits them (GNU coreutils 8.30 and FreeBSD's env both have it).
+ */
+function serverShebang(): void {
+  const file = bundlePath('server');
+  const text = readFileSync(file, 'utf8');
+  if (!text.startsWith('#!')) throw new Error(`bundle: ${file} has no #! line to put the server's node options in`);
+  writeFileSync(file, `#!/usr/bin/env -S node ${SERVER_NODE_FLAGS.join(' ')}${text.slice(text.indexOf('\n'))}`, { mode: 0o755 });
+}
+
 async function main(): Promise<void> {
   for (const program of ['client', 'server', 'worker', 'inspect']) {
     const meta = await bundle(program);
+    if (program === 'server') serverShebang();
     if (program !== 'client') continue;
     const imports = Object.values(meta.inputs).flatMap((i) => i.imports.map((x) => x.path));
     const bad = NOT_IN_CLIENT.filter((d) => imports.some((p) => p === d || p.startsWith(`${d}/`)));

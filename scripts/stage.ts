@@ -23,6 +23,7 @@ import { dirname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import { BUNDLE_DIR } from './bundle.js';
+import { SERVER_NODE_FLAGS } from '../src/server/node-flags.js';
 
 export type System = 'linux' | 'freebsd';
 /** packaging/systemd/ units installed on Linux: the server, and a worker unit per sandbox kind */
@@ -159,7 +160,7 @@ if ! command -v "$node" >/dev/null 2>&1; then
 	echo "builder-${prog}: needs Node.js 20 or newer, but \\"$node\\" was not found (install one, or set BUILDER_NODE=/path/to/node)" >&2
 	exit 127
 fi
-exec "$node" ${libDir}/launch.cjs ${prog} "$@"
+exec "$node" ${prog === 'server' ? `${SERVER_NODE_FLAGS.join(' ')} ` : ''}${libDir}/launch.cjs ${prog} "$@"
 `;
 }
 

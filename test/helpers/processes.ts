@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { killMarked, MARK_VAR as MARK, testMark } from './process-marks.js';
+import { SERVER_NODE_FLAGS } from '../../src/server/node-flags.js';
 
 /** The repository root, from dist/test/helpers/. */
 export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
@@ -121,9 +122,9 @@ export class Harness {
     return join(this.root, ...parts);
   }
 
-  spawn(file: string, args: string[], label: string, env: NodeJS.ProcessEnv = {}): Proc {
+  spawn(file: string, args: string[], label: string, env: NodeJS.ProcessEnv = {}, nodeFlags: readonly string[] = []): Proc {
     if (this.closed) throw new Error(`${label}: not started, this harness was cleaned up (the test timed out or ended)`);
-    const child = spawn(process.execPath, [file, ...args], {
+    const child = spawn(process.execPath, [...nodeFlags, file, ...args], {
       detached: true,
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, BUILDER_TOKEN: '', BUILDER_REMOTE: '', [MARK]: testMark(), ...env },
@@ -139,7 +140,7 @@ export class Harness {
   async server(opts: { dir?: string; port?: number; args?: string[]; env?: NodeJS.ProcessEnv } = {}): Promise<ServerHandle> {
     const dir = opts.dir ?? this.path('state');
     const proc = this.spawn(bin('server'), ['--dir', dir, '--config-dir', this.path('etc'), '--port', String(opts.port ?? 0), ...(opts.args ?? [])],
-      'server', opts.env);
+      'server', opts.env, SERVER_NODE_FLAGS);
     const m = await proc.waitFor(/listening address=127\.0\.0\.1:(\d+)/);
     const port = Number(m[1]);
     return { proc, port, dir, remote: `127.0.0.1:${port}`, tokenFile: join(dir, 'token') };
