@@ -8,7 +8,7 @@
 // Node has no socketpair(), so each pair is made by connecting to a listener of this process,
 // in a directory only this user can enter (mkdtemp makes it 0700), and pairs are made one at a
 // time, so the connection accepted is the one just made.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,6 +18,36 @@ export interface OutputPair {
   childEnd: Socket;
   /** what the child writes arrives here; it ends when every copy of the child's end is closed */
   ourEnd: Socket;
+}
+
+const PREFIX = 'builder-output-';
+
+/** Directories of workers that were killed (-9) before they could remove theirs. */
+function removeLeftovers(): void {
+  let names: string[];
+  try {
+    names = readdirSync(tmpdir());
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const pid = Number(/^builder-output-(\d+)-/.exec(name)?.[1]);
+    if (!Number.isInteger(pid) || pid === process.pid || alive(pid)) continue;
+    try {
+      rmSync(join(tmpdir(), name), { recursive: true, force: true });
+    } catch {
+      // another user's (a sticky /tmp): theirs to remove
+    }
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 class OutputChannels {
@@ -30,7 +60,8 @@ class OutputChannels {
 
   private listen(): Promise<void> {
     this.listening ??= new Promise<void>((resolve, reject) => {
-      const dir = mkdtempSync(join(tmpdir(), 'builder-output-'));
+      removeLeftovers();
+      const dir = mkdtempSync(join(tmpdir(), `${PREFIX}${process.pid}-`));
       this.path = join(dir, 'sock');
       process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
       const server = createServer((s) => {
