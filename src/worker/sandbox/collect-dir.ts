@@ -8,7 +8,10 @@ import type { ArtifactFile, ArtifactSet } from './types.js';
 const inside = (root: string, p: string): boolean => p === root || p.startsWith(root + sep);
 
 export async function collectDir(dir: string): Promise<ArtifactSet> {
-  const root = await realpath(dir);
+  const root = dir;
+  // the job directory's real path is needed only to tell where a link points: found at the first
+  // link, so a job that leaves plain files (or nothing) costs no realpath (a readlink per component)
+  let realRoot: Promise<string> | undefined;
   const files: ArtifactFile[] = [];
   const refusals: Refusal[] = [];
   const walk = async (abs: string): Promise<void> => {
@@ -30,7 +33,7 @@ export async function collectDir(dir: string): Promise<ArtifactSet> {
           refusals.push({ path: rel, reason: 'dangling symbolic link' });
           continue;
         }
-        if (!inside(root, target)) {
+        if (!inside(await (realRoot ??= realpath(dir)), target)) {
           refusals.push({ path: rel, reason: 'symbolic link points outside the job directory' });
           continue;
         }
