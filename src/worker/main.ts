@@ -52,7 +52,9 @@ options:
   --name NAME                this worker's name, unique per host, up to 64 bytes (default: a worker
                              token's name, else HOSTNAME-PLATFORM)
   --sandbox NAME             one of: ${backends.map((b) => b.name).join(', ')} (default process)
-  --capacity N               jobs at once, each in its own sandbox (1 to ${MAX_CAPACITY}, default 1)
+  --capacity N               jobs at once, each in its own sandbox (1 to ${MAX_CAPACITY}, default 1);
+                             a finished job's sandbox is kept until the server has stored its
+                             result, while the next job runs (so up to 2N sandboxes at a time)
   --once                     run one job, then exit (for service managers that restart it)
   --work-dir DIR             where the worker keeps its files (default ${join(tmpdir(), 'builder-worker')})
   --min-free PERCENT         take no job below this much free space where sandboxes live (default 5)
