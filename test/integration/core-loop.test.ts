@@ -233,6 +233,23 @@ t('cancel ends a running job', withTimeout(30_000, async () => {
   assert.is((await h.client(server, ['cancel', uuid])).code, 1);
 }));
 
+t('a big artifact arrives whole: stored with the sha256 of the file the job wrote, byte for byte', withTimeout(60_000, async () => {
+  const server = await h.server();
+  h.worker(server, 'p');
+  // past the server's datasync step (64 MiB) and not a whole number of chunks or writes
+  const size = 70 * 1024 * 1024 + 12345;
+  await h.client(server, ['schedule', 'big', 'p', h.script('big', `head -c ${size} /dev/urandom > big.bin\nsha256sum big.bin\n`), '--period', 'never']);
+  await h.client(server, ['execute', 'big']);
+  const [run] = await eventually(async () => (await h.history<RunJson>(server, 'big')).length === 1 && h.history<RunJson>(server, 'big'), 50_000, 'the run stored');
+  const own = /^\d+ ([0-9a-f]{64})  big\.bin$/m.exec(readFileSync(join(run!.dir, 'console'), 'utf8'))?.[1];
+  assert.ok(own, 'the job printed its own sha256');
+  const meta = JSON.parse(readFileSync(join(run!.dir, 'run.json'), 'utf8'));
+  assert.equal(meta.artifacts.map((a: { path: string; size: number; sha256: string }) => [a.path, a.size, a.sha256]), [['big.bin', size, own]]);
+  assert.equal(meta.refusals, []);
+  const stored = createHash('sha256').update(readFileSync(join(run!.dir, 'artifacts/big.bin'))).digest('hex');
+  assert.is(stored, own, 'the stored bytes are the job\'s');
+}));
+
 t('artifacts that are links out of the job directory are refused and the refusal is reported', withTimeout(30_000, async () => {
   const server = await h.server();
   h.worker(server, 'p');

@@ -1,7 +1,8 @@
-// SHA-256 of artifact data on a thread of its own, so that the server's event loop, which
-// receives the bytes and writes them, does not also spend some 0.5-0.8 s per GiB hashing them
-// (bench/upload.ts). The data is never copied to the thread: it hashes the very buffer the
-// server writes from, a SharedArrayBuffer the server uses again once both are done with it.
+// SHA-256 of artifact data on a thread of its own, so that the event loop that moves the bytes
+// (the worker's, which reads and sends them; the server's, which receives and writes them) does
+// not also spend some 0.5-0.8 s per GiB hashing them (bench/upload.ts). The data is never copied
+// to the thread: it hashes the very buffer that is sent or written, a SharedArrayBuffer used
+// again once both are done with it.
 //
 // The thread's code is a string evaluated by the Worker, not a file: the programs are also
 // bundled into one file each (scripts/bundle.ts), where a script found by its path would not be.
