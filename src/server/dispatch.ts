@@ -55,7 +55,9 @@ export class Dispatcher {
   constructor(private readonly parts: DispatchParts) {
     ({ store: this.store, config: this.config, log: this.log, clock: this.clock } = parts);
     parts.events.on('run:finished', (run) => this.dispatch(run.platform));
-    parts.events.on('run:ended-at-worker', (run) => this.dispatch(run.platform));
+    // only that worker's slot was freed: a pass over it alone, not over every worker (2,000 of them
+    // made a full pass per result cost the server a third of its throughput)
+    parts.events.on('run:ended-at-worker', (run) => this.dispatch(run.platform, run.worker));
   }
 
   stop(): void {
@@ -99,8 +101,8 @@ export class Dispatcher {
     });
   }
 
-  /** Gives queued jobs to free workers of the platform (or of every platform). */
-  dispatch(platform?: string): void {
+  /** Gives queued jobs to free workers of the platform (or of every platform; or to one worker, by name). */
+  dispatch(platform?: string, onlyWorker?: string): void {
     if (this.stopped) return;
     const now = this.clock.now();
     // per pass: a platform's dropped state is read once, and a platform whose queue has nothing
@@ -111,6 +113,7 @@ export class Dispatcher {
     try {
       for (const w of this.workers) {
         if (platform !== undefined && w.platform !== platform) continue;
+        if (onlyWorker !== undefined && w.name !== onlyWorker) continue;
         if (freeSlots(w) === 0 || exhausted.has(w.platform)) continue;
         let isDropped = dropped.get(w.platform);
         if (isDropped === undefined) dropped.set(w.platform, (isDropped = this.store.isDropped(w.platform)));
