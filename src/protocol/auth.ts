@@ -15,7 +15,7 @@
 //   reader: it lacks clientKey, which only the token yields.
 // The hashes come from light-crypto.ts, not node:crypto, whose loading would cost every
 // command-line client several milliseconds of its start-up (see there).
-import { constantTimeEqual, hmacSha256, randomBytesLight, sha256 as sha256Of } from './light-crypto.js';
+import { constantTimeEqual, hmacSha256, randomBytesLight, sha256 } from './light-crypto.js';
 import type { Role } from './messages.js';
 
 export const NONCE_BYTES = 32;
@@ -56,7 +56,6 @@ export interface Verifier {
 }
 
 const clientKeyOf = (token: string): Buffer => hmacSha256(token, 'builder-client-key');
-const sha256 = (b: Buffer): Buffer => sha256Of(b);
 
 /** What the server keeps of a named token. */
 export function verifierOf(token: string): Verifier {

@@ -204,11 +204,6 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     return this.socket.isPaused() && !(this.pausedBy.size === 1 && this.pausedBy.has('turn'));
   }
 
-  /** Whether the socket is not read now for this reason. */
-  readingPausedBy(reason: string): boolean {
-    return this.pausedBy.has(reason);
-  }
-
   close(reason: string): void {
     if (this.closedReason !== undefined) return;
     this.closedReason = reason;

@@ -32,13 +32,19 @@ const openFd = promisify(openCb);
 /** files up to this size are written from the event loop in one write */
 const SMALL_FILE = 64 * 1024;
 
+/** A file being written: `created` once it exists (named in its directory), `done` once on disk. */
+interface DurableWrite {
+  created: Promise<unknown>;
+  done: Promise<void>;
+}
+
 /**
- * Writes a file (0600) and flushes it to disk before returning. A small file (a run's script,
- * run.json, most consoles) costs two trips to the thread pool, its open and its fsync, instead of
- * four: writing a few KiB into the page cache and closing take microseconds, while each trip
- * costs two context switches.
+ * Writes a file (0600) and flushes it to disk. A small file (a run's script, run.json, most
+ * consoles) costs two trips to the thread pool, its open and its fsync, instead of four: writing
+ * a few KiB into the page cache and closing take microseconds, while each trip costs two context
+ * switches.
  */
-async function writeDurable(file: string, data: string | Buffer | Iterable<Buffer>, opened: () => void = () => undefined): Promise<void> {
+function writeDurable(file: string, data: string | Buffer | Iterable<Buffer>): DurableWrite {
   const iter = (typeof data === 'string' || Buffer.isBuffer(data) ? [Buffer.from(data)] : data)[Symbol.iterator]();
   // the first pieces tell whether the file is small; a large one is not gathered in memory whole
   const pieces: Buffer[] = [];
@@ -50,40 +56,43 @@ async function writeDurable(file: string, data: string | Buffer | Iterable<Buffe
   }
   if (next.done && size <= SMALL_FILE) {
     // opened in the thread pool: creating a file waits for the file system's journal when it is busy
-    const fd = await openFd(file, 'w', 0o600);
-    opened();
-    try {
-      writeAll(fd, pieces);
-      await fsyncFd(fd);
-    } finally {
-      closeSync(fd);
-    }
-    return;
-  }
-  const handle = await open(file, 'w', 0o600);
-  opened();
-  try {
-    // large consoles in large writes: one syscall per line would cost more than the disk
-    let batch: Buffer[] = [];
-    let batchSize = 0;
-    const rest = function* (): Generator<Buffer> {
-      yield* pieces;
-      for (; !next.done; next = iter.next()) yield next.value;
-    };
-    for (const piece of rest()) {
-      batch.push(piece);
-      batchSize += piece.length;
-      if (batchSize >= 256 * 1024) {
-        await handle.writeFile(Buffer.concat(batch));
-        batch = [];
-        batchSize = 0;
+    const created = openFd(file, 'w', 0o600);
+    const done = created.then(async (fd) => {
+      try {
+        writeAll(fd, pieces);
+        await fsyncFd(fd);
+      } finally {
+        closeSync(fd);
       }
-    }
-    if (batchSize > 0) await handle.writeFile(Buffer.concat(batch));
-    await handle.sync();
-  } finally {
-    await handle.close();
+    });
+    return { created, done };
   }
+  const created = open(file, 'w', 0o600);
+  const done = created.then(async (handle) => {
+    try {
+      // large consoles in large writes: one syscall per line would cost more than the disk
+      let batch: Buffer[] = [];
+      let batchSize = 0;
+      const rest = function* (): Generator<Buffer> {
+        yield* pieces;
+        for (; !next.done; next = iter.next()) yield next.value;
+      };
+      for (const piece of rest()) {
+        batch.push(piece);
+        batchSize += piece.length;
+        if (batchSize >= 256 * 1024) {
+          await handle.writeFile(Buffer.concat(batch));
+          batch = [];
+          batchSize = 0;
+        }
+      }
+      if (batchSize > 0) await handle.writeFile(Buffer.concat(batch));
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+  });
+  return { created, done };
 }
 
 /** Writes the pieces, going on after a short write where it stopped. */
@@ -136,26 +145,19 @@ export async function writeResult(
   // the files are written and flushed side by side (their fsyncs run in parallel in the thread
   // pool), and the directories that name them with them, once every file exists: one round of
   // fsyncs, not two, and all of it on disk before the rename
-  const files: Array<[string, string | Buffer | Iterable<Buffer>]> = [
-    ['console', (function* () {
+  const writes = [
+    writeDurable(join(staging, 'console'), (function* () {
       for (const line of lines) yield consoleFileLine(line.ms, line.data);
-    })()],
-    ['script', script],
-    ['run.json', JSON.stringify(meta, null, 2) + '\n'],
-    ...(provenance !== undefined ? [[PROVENANCE_FILE, JSON.stringify(provenance, null, 2) + '\n'] as [string, string]] : []),
+    })()),
+    writeDurable(join(staging, 'script'), script),
+    writeDurable(join(staging, 'run.json'), JSON.stringify(meta, null, 2) + '\n'),
+    ...(provenance !== undefined ? [writeDurable(join(staging, PROVENANCE_FILE), JSON.stringify(provenance, null, 2) + '\n')] : []),
   ];
-  let opens = 0;
-  let allCreated: () => void = () => undefined;
-  const named = new Promise<void>((resolve) => (allCreated = resolve));
-  const opened = (): void => {
-    if (++opens === files.length) allCreated();
-  };
-  const written = Promise.all(files.map(([name, data]) => writeDurable(join(staging, name), data, opened)));
   // the artifacts' own data was flushed as each arrived; their names live in these directories
-  const dirsSynced = Promise.race([named, written]).then(async () => {
+  const dirsSynced = Promise.all(writes.map((w) => w.created)).then(async () => {
     await Promise.all([...(await dirsUnder(join(staging, 'artifacts'))), staging].map(syncDir));
   });
-  await Promise.all([written, dirsSynced]);
+  await Promise.all([...writes.map((w) => w.done), dirsSynced]);
   const parent = join(stateDir, 'results', meta.job);
   const created = await mkdir(parent, { recursive: true, mode: 0o700 });
   try {

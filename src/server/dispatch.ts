@@ -55,8 +55,8 @@ export class Dispatcher {
   constructor(private readonly parts: DispatchParts) {
     ({ store: this.store, config: this.config, log: this.log, clock: this.clock } = parts);
     parts.events.on('run:finished', (run) => this.dispatch(run.platform));
-    // only that worker's slot was freed: a pass over it alone, not over every worker (2,000 of them
-    // made a full pass per result cost the server a third of its throughput)
+    // only that worker's slot was freed: a pass over it alone, not over every worker (the full
+    // pass still follows on run:finished, for what else the stored result changed: a retry)
     parts.events.on('run:ended-at-worker', (run) => this.dispatch(run.platform, run.worker));
   }
 

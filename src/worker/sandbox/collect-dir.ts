@@ -7,8 +7,7 @@ import type { ArtifactFile, ArtifactSet } from './types.js';
 
 const inside = (root: string, p: string): boolean => p === root || p.startsWith(root + sep);
 
-export async function collectDir(dir: string): Promise<ArtifactSet> {
-  const root = dir;
+export async function collectDir(root: string): Promise<ArtifactSet> {
   // the job directory's real path is needed only to tell where a link points: found at the first
   // link, so a job that leaves plain files (or nothing) costs no realpath (a readlink per component)
   let realRoot: Promise<string> | undefined;
@@ -33,7 +32,7 @@ export async function collectDir(dir: string): Promise<ArtifactSet> {
           refusals.push({ path: rel, reason: 'dangling symbolic link' });
           continue;
         }
-        if (!inside(await (realRoot ??= realpath(dir)), target)) {
+        if (!inside(await (realRoot ??= realpath(root)), target)) {
           refusals.push({ path: rel, reason: 'symbolic link points outside the job directory' });
           continue;
         }

@@ -9,7 +9,7 @@
 // in a directory only this user can enter (mkdtemp makes it 0700), and pairs are made one at a
 // time, so the connection accepted is the one just made.
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { createServer, connect, type Server, type Socket } from 'node:net';
+import { createServer, connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -51,7 +51,6 @@ function alive(pid: number): boolean {
 }
 
 class OutputChannels {
-  private server: Server | undefined;
   private path = '';
   private listening: Promise<void> | undefined;
   private accepted: Array<(s: Socket) => void> = [];
@@ -75,7 +74,6 @@ class OutputChannels {
         server.unref();
         resolve();
       });
-      this.server = server;
     });
     return this.listening;
   }
@@ -101,10 +99,6 @@ class OutputChannels {
     });
     this.queue = made.catch(() => undefined);
     return made;
-  }
-
-  close(): void {
-    this.server?.close();
   }
 }
 

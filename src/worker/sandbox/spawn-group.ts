@@ -11,7 +11,7 @@
 // its kill and cancelSignal end the one child, where we must signal the whole group (-pgid).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { constants } from 'node:os';
-import { outputChannels, type OutputPair } from './output-channel.js';
+import { outputChannels } from './output-channel.js';
 import { sampleTree } from './proc-stats.js';
 import type { ExitStatus, RunHandle } from './types.js';
 import { InfraError } from './types.js';
@@ -38,13 +38,9 @@ export function killGroup(pgid: number, signal: NodeJS.Signals = 'SIGKILL'): voi
 export async function spawnGroup(cmd: GroupCommand, onOutput: (chunk: Buffer) => void): Promise<RunHandle> {
   if (cmd.umask !== undefined && !/^[0-7]{3,4}$/.test(cmd.umask)) throw new InfraError(`umask must be 3 or 4 octal digits, got "${cmd.umask}"`);
   // stdout and stderr are one socket (output-channel.ts), so lines are never reordered between the two
-  let pair: OutputPair;
-  try {
-    pair = await outputChannels.pair();
-  } catch (err) {
-    throw new InfraError(`cannot start ${cmd.file}: ${(err as Error).message}`, { cause: err });
-  }
-  const { childEnd, ourEnd } = pair;
+  const cannotStart = (err: unknown): InfraError =>
+    new InfraError(`cannot start ${cmd.file}: ${(err as Error).message}`, { cause: err });
+  const { childEnd, ourEnd } = await outputChannels.pair().catch((err: unknown) => Promise.reject(cannotStart(err)));
   let child: ChildProcess;
   // the child inherits the umask at fork: set for the spawn only (it is synchronous up to the
   // child's exec), so the worker's own files keep the worker's
@@ -58,7 +54,7 @@ export async function spawnGroup(cmd: GroupCommand, onOutput: (chunk: Buffer) =>
     });
   } catch (err) {
     ourEnd.destroy();
-    throw new InfraError(`cannot start ${cmd.file}: ${(err as Error).message}`, { cause: err });
+    throw cannotStart(err);
   } finally {
     if (before !== undefined) process.umask(before);
     // the child has its own copies; ours would keep the output open after the child ended
@@ -67,7 +63,7 @@ export async function spawnGroup(cmd: GroupCommand, onOutput: (chunk: Buffer) =>
   return new Promise((resolve, reject) => {
     child.once('error', (err) => {
       ourEnd.destroy();
-      reject(new InfraError(`cannot start ${cmd.file}: ${err.message}`, { cause: err }));
+      reject(cannotStart(err));
     });
     child.once('spawn', () => {
       const pgid = child.pid!;
