@@ -8,7 +8,8 @@
 //   - 2,000 idle sockets
 // Figures: the server's peak RSS (aim < 150 MB), the client's round trip during the attacks
 // against the quiet case (aim within 2x), RSS afterwards against the start (aim: 15 s after, at
-// most 15 MB or 20 % above it, whichever is more: settledMeetsAim), and what each tag
+// most 15 MB or 20 % above it, whichever is more: settledMeetsAim; the server's own collections
+// after the burst as memoryGivenBack), and what each tag
 // frame costs the server (aim < 50 ms from the last byte to the connection's close).
 // The attacks run in a child process (this file with --attacker), so that the attacker's own
 // work does not slow the measuring client's event loop.
@@ -19,6 +20,7 @@ import { ClientSession } from '../src/client/session.js';
 import { encodeValue } from '../src/protocol/codec.js';
 import { encodeFrame } from '../src/protocol/framing.js';
 import { Harness } from '../test/helpers/processes.js';
+import { memoryGivenBack } from './server-log.js';
 import { MARK_VAR } from '../test/helpers/process-marks.js';
 import { bignum, cborMap, emptyMaps, rawClient, rawPeer, type RawPeer } from '../test/helpers/raw-peer.js';
 
@@ -115,6 +117,8 @@ export async function benchAttack(): Promise<unknown> {
     // reducer), and the allocator keeps freed arenas until then: the later figure is the settled one
     await sleep(12_000);
     const settledRss = memMb(server.proc.pid, 'VmRSS');
+    // the server's own full collections after the burst (src/server/memory-settle.ts), as it logged them
+    const givenBack = memoryGivenBack(server.proc.stderr);
     const peakRss = Math.max(memMb(server.proc.pid, 'VmHWM'), peakSampled);
     session.close();
     const ratio = median(during) / median(quiet);
@@ -125,6 +129,7 @@ export async function benchAttack(): Promise<unknown> {
       startRssMb: round(startRss),
       afterRssMb: round(afterRss),
       settledRssMb: round(settledRss),
+      memoryGivenBack: givenBack,
       clientRoundMs: {
         quiet: { median: round(median(quiet)), p95: round(p95(quiet)), rounds: quiet.length },
         underAttack: { median: round(median(during)), p95: round(p95(during)), rounds: during.length },

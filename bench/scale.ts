@@ -34,6 +34,7 @@ import { dial } from '../src/protocol/dial.js';
 import { openStore } from '../src/server/store/index.js';
 import { Harness, type ServerHandle } from '../test/helpers/processes.js';
 import { HOT_JOB, jobName, runUuid, seedJobs, seedRuns } from './scale-fixtures.js';
+import { memoryGivenBack } from './server-log.js';
 
 export const SCALE_PARTS = ['jobs', 'due', 'workers', 'history', 'slow'] as const;
 export type ScalePart = (typeof SCALE_PARTS)[number];
@@ -395,6 +396,8 @@ async function workersAt(n: number): Promise<Record<string, unknown>> {
         queuedToReceivedMs: { paced: pacedLat, saturated: stats(lat(paced, paced + blast)) },
         jobsPerSecond: round(blast / seconds, 1), blastJobs: blast, serverCpuMsPerJob: round((cpu * 1000) / blast, 2),
         maxStallMs: { paced: Math.max(0, ...pacedStalls), saturated: Math.max(0, ...blastStalls) },
+        // the server's compacting collections when it went quiet (after the workers connected, ...)
+        memoryGivenBack: memoryGivenBack(server.proc.stderr),
         workerErrors: r.errorCount, ...(r.errorCount ? { workerErrorExamples: r.errors } : {}),
         meetsAim: { rss: idle.rss < AIM.rssMb && peak < AIM.rssMb, dispatchP99: pacedLat.p99 < AIM.dispatchP99Ms },
       };

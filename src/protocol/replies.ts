@@ -27,18 +27,26 @@ export interface JobInfo {
   repro?: Array<{ platform: string; verdict: 'reproduced' | 'differs' | null; outcome: 'ok' | 'failing'; uuid: string }>;
 }
 
-/** A run, running or finished (history, observe of a finished run). */
-export interface RunInfo {
+/**
+ * What every view of a run holds: the run as the wire shows it (RunInfo) and as its stored
+ * result's run.json has it (RunMeta, src/results/types.ts).
+ */
+export interface RunCore {
   uuid: string;
   job: string;
   platform: string;
   worker: string;
   attempt: number;
+  /** ISO 8601 */
   started: string;
-  finished: string | null;
-  result: RunResult | null;
   stats: RunStats;
   refusals: Refusal[];
+}
+
+/** A run, running or finished (history, observe of a finished run). */
+export interface RunInfo extends RunCore {
+  finished: string | null;
+  result: RunResult | null;
   /** the stored result's directory, once stored */
   dir: string | null;
   /** a successful run's comparison with the previous successful run (history only; absent otherwise) */

@@ -28,6 +28,9 @@ import { ReproTracker } from './repro/tracker.js';
 import { Retention } from './retention.js';
 import { startWebView, type WebView } from '../web/http-server.js';
 import { startStallMonitor } from './stall-monitor.js';
+import { compactingCollection, startMemorySettle } from './memory-settle.js';
+import { systemClock } from './clock.js';
+import { performance } from 'node:perf_hooks';
 
 /** Upload retries never wait longer than this, however long builder-web has been away. */
 const MAX_UPLOAD_DELAY_MS = 3_600_000;
@@ -130,6 +133,21 @@ async function serve(config: ServerConfig, log: Logger, token: string, tokenFile
   const addr = server.address();
   const port = typeof addr === 'object' && addr ? addr.port : config.port;
   const stopStallMonitor = startStallMonitor(log);
+  let loopSeen = performance.eventLoopUtilization();
+  const stopMemorySettle = startMemorySettle({
+    clock: systemClock,
+    rssBytes: () => process.memoryUsage.rss(),
+    utilisation: () => {
+      const now = performance.eventLoopUtilization();
+      const { utilization } = performance.eventLoopUtilization(now, loopSeen);
+      loopSeen = now;
+      return utilization;
+    },
+    collect: compactingCollection(),
+    collected: (before, after, pauseMs) => log.info('memory given back after a burst', {
+      rssMb: Math.round(before / 1048576), nowMb: Math.round(after / 1048576), pauseMs: Math.round(pauseMs),
+    }),
+  });
   scheduler.start();
   uploader?.start();
   retention.start();
@@ -153,6 +171,7 @@ async function serve(config: ServerConfig, log: Logger, token: string, tokenFile
     async close() {
       await web?.close();
       stopStallMonitor();
+      stopMemorySettle();
       uploader?.stop();
       await retention.stop();
       tracker.stop();

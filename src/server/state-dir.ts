@@ -9,6 +9,7 @@ import { dirname, join } from 'node:path';
 import Database from 'better-sqlite3';
 import { BuilderError } from '../common/errors.js';
 import type { Logger } from '../common/log.js';
+import { holdExclusively } from './store/index.js';
 
 const LOCK_FILE = 'server.lock';
 const PID_FILE = 'server.pid';
@@ -83,23 +84,22 @@ export function lockStateDir(dir: string): { release(): void } {
   } catch (err) {
     throw unusable(dir, `cannot open ${LOCK_FILE}: ${reason(err)}`, err);
   }
+  let held: boolean;
   try {
-    db.pragma('locking_mode = EXCLUSIVE');
-    // takes the exclusive lock, which EXCLUSIVE locking mode keeps until close; it writes
-    // nothing, so a server restarted on a full disk still starts (serves reads, waits for space)
-    db.exec('BEGIN EXCLUSIVE; COMMIT');
+    held = holdExclusively(db);
   } catch (err) {
     db.close();
-    if ((err as { code?: string }).code === 'SQLITE_BUSY') {
-      let pid = 'unknown';
-      try {
-        pid = readFileSync(pidFile, 'utf8').trim() || pid;
-      } catch {
-        // written a moment after the lock is taken: a server starting right now
-      }
-      throw new BuilderError('STORE', `state directory in use by pid ${pid}: ${dir} (one server per state directory)`);
-    }
     throw unusable(dir, `cannot lock ${LOCK_FILE}: ${reason(err)}`, err);
+  }
+  if (!held) {
+    db.close();
+    let pid = 'unknown';
+    try {
+      pid = readFileSync(pidFile, 'utf8').trim() || pid;
+    } catch {
+      // written a moment after the lock is taken: a server starting right now
+    }
+    throw new BuilderError('STORE', `state directory in use by pid ${pid}: ${dir} (one server per state directory)`);
   }
   try {
     writeFileSync(pidFile, `${process.pid}\n`, { mode: 0o600 });

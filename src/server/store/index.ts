@@ -198,16 +198,33 @@ export function openStore(file: string, options: StoreOptions = {}) {
   };
 }
 
-function lockExclusive(db: Database.Database, file: string): void {
+/**
+ * Takes SQLite's exclusive lock on db and keeps it until db is closed (EXCLUSIVE locking mode).
+ * It writes nothing, so it works on a full disk. False when another process holds the file;
+ * db is left open either way.
+ */
+export function holdExclusively(db: Database.Database): boolean {
+  db.pragma('locking_mode = EXCLUSIVE');
   try {
-    db.pragma('locking_mode = EXCLUSIVE');
     db.exec('BEGIN EXCLUSIVE; COMMIT');
+    return true;
+  } catch (err) {
+    if ((err as { code?: string }).code === 'SQLITE_BUSY') return false;
+    throw err;
+  }
+}
+
+function lockExclusive(db: Database.Database, file: string): void {
+  let held: boolean;
+  try {
+    held = holdExclusively(db);
   } catch (err) {
     db.close();
-    if ((err as { code?: string }).code === 'SQLITE_BUSY') {
-      throw new BuilderError('STORE', `${file} is in use (is a builder-server running on this state directory? stop it first)`, { cause: err });
-    }
     throw new BuilderError('STORE', `cannot lock ${file}: ${(err as Error).message}`, { cause: err });
+  }
+  if (!held) {
+    db.close();
+    throw new BuilderError('STORE', `${file} is in use (is a builder-server running on this state directory? stop it first)`);
   }
 }
 
