@@ -63,11 +63,27 @@ export function runConsole(store: Store, coordinator: Coordinator, conn: Connect
   if (row.state === 'running') {
     // live: the observers' path (lines so far, then as they come, then end)
     if (req.follow && coordinator.observe(connectionPort(conn), req.id, row.uuid)) return reply(true, row);
-    // taken now, before the run can finish and move its lines into the result's file
-    const lines = store.lines(row.uuid);
+    // the lines stored so far, a page at a time as the client reads them; a run that finishes
+    // meanwhile has moved its lines into its result's file, where the rest is read then
     after(async () => {
-      for (const l of lines) if (!(await paced(conn, { t: 'line', id: req.id, uuid: row.uuid, ms: l.ms, data: l.data }))) return;
-      conn.send({ t: 'console-end', id: req.id, uuid: row.uuid });
+      let next = 0;
+      try {
+        for (const l of store.pagedLines(row.uuid)) {
+          if (!(await paced(conn, { t: 'line', id: req.id, uuid: row.uuid, ms: l.ms, data: l.data }))) return;
+          next = l.seq + 1;
+        }
+        const now = store.run(row.uuid);
+        if (now?.state === 'finished' && now.dir) {
+          let n = 0;
+          for await (const [ms, data] of consoleLines(now.dir)) {
+            if (n++ < next) continue;
+            if (!(await paced(conn, { t: 'line', id: req.id, uuid: row.uuid, ms, data }))) return;
+          }
+        }
+        conn.send({ t: 'console-end', id: req.id, uuid: row.uuid });
+      } catch (err) {
+        conn.send({ t: 'console-end', id: req.id, uuid: row.uuid, error: `cannot read the console of ${row.uuid}: ${errorMessage(err)}` });
+      }
     });
     return reply(false, row);
   }

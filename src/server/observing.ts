@@ -20,8 +20,7 @@ export class Observing {
 
   /** Watches a live run: what it printed so far, then every new line, then its end. */
   watch(port: ObserverPort, id: number, run: WatchedRun): void {
-    const obs = this.attach(port, id, run);
-    for (const line of this.store.lines(run.uuid)) obs.line(line.ms, line.data);
+    this.attach(port, id, run).catchUp((from, limit) => this.store.views.consoleAfter(run.uuid, from - 1, limit));
   }
 
   /** The next run of this job on one of these platforms will be watched from its start. */
@@ -42,17 +41,19 @@ export class Observing {
     }
   }
 
-  lines(uuid: string, lines: Array<[number, Buffer]>): void {
+  /** New lines of a run, the first numbered seq: stored already (or kept while the disk is full). */
+  lines(uuid: string, seq: number, lines: Array<[number, Buffer]>): void {
     const set = this.watching.get(uuid);
-    if (set) for (const obs of set) for (const [ms, data] of lines) obs.line(ms, data);
+    if (set) for (const obs of set) lines.forEach(([ms, data], i) => obs.line(seq + i, ms, data));
   }
 
-  ended(uuid: string, result: RunResult): void {
+  /** The run ended, after printing `lines` lines. */
+  ended(uuid: string, result: RunResult, lines: number): void {
     const set = this.watching.get(uuid);
     this.watching.delete(uuid);
     if (set) {
       for (const obs of set) {
-        obs.end(result);
+        obs.end(result, lines);
         this.unsubscribe.get(obs)?.();
       }
     }

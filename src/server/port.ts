@@ -17,6 +17,8 @@ export interface Port {
 /** An observer's port also says how much is waiting to be sent, so slow ones lose lines. */
 export interface ObserverPort extends Port {
   readonly backlog: number;
+  /** resolves once what waits to be sent has gone (or the peer has) */
+  drained(): Promise<void>;
 }
 
 export function connectionPort(conn: Connection): ObserverPort {
@@ -28,6 +30,7 @@ export function connectionPort(conn: Connection): ObserverPort {
     get backlog() {
       return conn.backlog;
     },
+    drained: () => conn.drained(),
     onClose: (fn) => {
       const listener = (): void => fn();
       conn.once('close', listener);

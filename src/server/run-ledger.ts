@@ -261,7 +261,7 @@ export class RunLedger {
     const seq = msg.seq + skip;
     this.saveLines(run, seq, fresh);
     run.nextSeq = seq + fresh.length;
-    this.parts.observing.lines(run.uuid, fresh);
+    this.parts.observing.lines(run.uuid, seq, fresh);
     this.parts.events.emit('run:lines', { uuid: run.uuid, seq, lines: fresh });
   }
 
@@ -393,7 +393,7 @@ export class RunLedger {
       if (!this.flushLines(run)) throw Object.assign(new Error('console lines cannot be stored'), { code: 'SQLITE_FULL' });
       if (c.dir === undefined) {
         try {
-          c.dir = await writeResult(this.config.stateDir, meta, run.script, this.store.lines(run.uuid), { provenance: this.provenanceOf(run) });
+          c.dir = await writeResult(this.config.stateDir, meta, run.script, this.store.pagedLines(run.uuid), { provenance: this.provenanceOf(run) });
         } catch (err) {
           if (isStorageFault(err)) throw err;
           // the database row still records the result; the files are what could not be written
@@ -444,7 +444,7 @@ export class RunLedger {
     // the ack goes before any new job (the dispatcher hears run:finished), so the worker has a
     // free slot when the job arrives
     if (ackTo && !ackTo.port.closed) ackTo.port.send({ t: 'ack', uuid: run.uuid });
-    this.parts.observing.ended(run.uuid, result);
+    this.parts.observing.ended(run.uuid, result, run.nextSeq);
     this.parts.events.emit('run:finished', {
       uuid: run.uuid, job: run.job, platform: run.platform, worker: run.workerName, attempt: run.attempt,
       result, finished, dir: dir ?? null, retried: retry,

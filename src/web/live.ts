@@ -189,8 +189,13 @@ class LiveStream {
     this.close();
   }
 
+  /**
+   * Waits until the reader has taken most of what was written; and in any case for the next turn
+   * of the event loop: a socket that takes everything at once would otherwise keep the catch-up
+   * loop running in one go (all microtasks) over the whole console, while everyone else waits.
+   */
   private drained(): Promise<void> {
-    if (this.res.writableLength < MAX_BACKLOG / 4 || this.ended) return Promise.resolve();
+    if (this.res.writableLength < MAX_BACKLOG / 4 || this.ended) return new Promise((resolve) => setImmediate(resolve));
     return new Promise((resolve) => {
       const done = (): void => {
         this.res.off('drain', done);

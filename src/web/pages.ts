@@ -175,11 +175,13 @@ export interface ConsolePage extends Paging { lines: Array<{ n: number; ms: numb
 /** A page of a run's console: from the store while it runs, from its console file once stored. */
 export async function consolePage(ctx: ViewContext, uuid: string, dir: string | null, running: boolean, requested: number | 'last'): Promise<ConsolePage> {
   if (running) {
-    const total = ctx.store.views.consoleCount(uuid);
-    const p = paging(total, PAGE_LINES, requested);
-    const rows = ctx.store.views.consolePage(uuid, PAGE_LINES, (p.page - 1) * PAGE_LINES);
+    // pages by line number (a line's seq), each found through the index: counting the lines or
+    // skipping to an offset would read every line before it, a million of them in a long build
+    const lastSeq = ctx.store.lastSeq(uuid);
+    const p = paging(lastSeq + 1, PAGE_LINES, requested);
+    const rows = ctx.store.views.consoleAfter(uuid, (p.page - 1) * PAGE_LINES - 1, PAGE_LINES);
     // the live console goes on after the newest line the run has stored, whatever page is shown
-    return { ...p, lines: rows.map((r) => ({ n: r.seq + 1, ms: r.ms, text: r.data.toString('utf8') })), lastSeq: ctx.store.lastSeq(uuid) };
+    return { ...p, lines: rows.map((r) => ({ n: r.seq + 1, ms: r.ms, text: r.data.toString('utf8') })), lastSeq };
   }
   if (dir === null) return { ...paging(0, PAGE_LINES, 1), lines: [], lastSeq: -1 };
   const file = join(dir, 'console');

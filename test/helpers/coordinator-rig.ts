@@ -30,6 +30,7 @@ export function fakePort(): FakePort {
     sent: [],
     closed: false,
     backlog: 0,
+    drained: () => Promise.resolve(),
     send: (msg) => void port.sent.push(msg),
     onClose: (fn) => {
       closers.push(fn);

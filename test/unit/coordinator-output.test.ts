@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { Message } from '../../src/protocol/messages.js';
+import { CATCH_UP_PAGE } from '../../src/server/observers.js';
 import { Rig, fakePort } from '../helpers/coordinator-rig.js';
 
 let rig: Rig;
@@ -71,6 +72,58 @@ test('execute --follow: a follower watches the next run of its job from the star
   assert.equal(follower.sent[0], { t: 'started', id: 3, uuid: uuid!, job: 'a', platform: 'p' });
   rig.coordinator.output(w, { t: 'output', uuid: uuid!, seq: 0, lines: lines('hello') });
   assert.equal(shown(follower.sent), ['hello']);
+});
+
+const turn = (): Promise<void> => new Promise((r) => setImmediate(r));
+const numbered = (from: number, n: number): Array<[number, Buffer]> =>
+  Array.from({ length: n }, (_, i) => [from + i, Buffer.from(`line ${from + i}`)]);
+
+test('a late observer of a long run gets what was printed a page per turn, then the live lines, each once, then the end', async () => {
+  rig.schedule('a');
+  const { w } = rig.join('w1');
+  const [uuid] = rig.jobsSent(w);
+  for (let seq = 0; seq < 2_500; seq += 100) rig.coordinator.output(w, { t: 'output', uuid: uuid!, seq, lines: numbered(seq, 100) });
+  const late = fakePort();
+  rig.coordinator.observe(late, 9, uuid!);
+  // not the whole console in one go while everyone else waits: one page so far
+  assert.is(shown(late.sent).length, CATCH_UP_PAGE);
+  // lines go on arriving while it catches up
+  rig.coordinator.output(w, { t: 'output', uuid: uuid!, seq: 2_500, lines: numbered(2_500, 10) });
+  for (let i = 0; i < 10; i++) await turn();
+  rig.coordinator.output(w, { t: 'output', uuid: uuid!, seq: 2_510, lines: numbered(2_510, 5) });
+  await rig.finish(w, uuid!, { kind: 'exited', code: 0 }, 2_514);
+  assert.equal(shown(late.sent), Array.from({ length: 2_515 }, (_, i) => `line ${i}`));
+  assert.is(late.sent.filter((m) => m.t === 'skipped').length, 0);
+  assert.equal(late.sent.at(-1), { t: 'end', id: 9, uuid: uuid!, result: { kind: 'exited', code: 0 } });
+});
+
+test('a late observer that stops reading is sent nothing more until it reads; lines it missed when the run ended are counted, and the end comes', async () => {
+  rig.schedule('a');
+  const { w } = rig.join('w1');
+  const [uuid] = rig.jobsSent(w);
+  for (let seq = 0; seq < 1_200; seq += 100) rig.coordinator.output(w, { t: 'output', uuid: uuid!, seq, lines: numbered(seq, 100) });
+  let backlog = 0;
+  let drain: () => void = () => undefined;
+  const late = fakePort();
+  Object.defineProperty(late, 'backlog', { get: () => backlog });
+  late.drained = () => new Promise<void>((r) => (drain = r));
+  rig.coordinator.observe(late, 4, uuid!);
+  assert.is(shown(late.sent).length, CATCH_UP_PAGE);
+  backlog = 2 << 20; // its socket is full: it reads nothing
+  for (let i = 0; i < 10; i++) await turn();
+  assert.is(shown(late.sent).length, CATCH_UP_PAGE, 'sent more to an observer that reads nothing');
+  await rig.finish(w, uuid!, { kind: 'exited', code: 1 }, 1_199);
+  assert.not.ok(late.sent.some((m) => m.t === 'end'), 'the end overtook the lines before it');
+  // it reads again: the run's lines have gone to its result's file meanwhile, so it is told how
+  // many it lost (`builder-client console` has them all), then the end
+  backlog = 0;
+  drain();
+  for (let i = 0; i < 10; i++) await turn();
+  assert.equal(shown(late.sent), Array.from({ length: CATCH_UP_PAGE }, (_, i) => `line ${i}`));
+  assert.equal(late.sent.slice(-2), [
+    { t: 'skipped', id: 4, uuid: uuid!, count: 1_200 - CATCH_UP_PAGE },
+    { t: 'end', id: 4, uuid: uuid!, result: { kind: 'exited', code: 1 } },
+  ]);
 });
 
 test.run();

@@ -41,6 +41,7 @@ import { tokenStatements } from './tokens.js';
 import { viewStatements } from './views.js';
 import { WalSync } from './wal-sync.js';
 import type { FinishedRun, RunRow } from './runs.js';
+import type { ConsoleRow } from '../../results/index.js';
 
 export { comparisonOf, type ComparisonRow, type JobStateRow, type Outcome, type SuccessfulRun } from './comparisons.js';
 export type { JobRow, JobSummary, PlatformRow } from './jobs.js';
@@ -53,6 +54,9 @@ export type { FinishedCount, JobStateViewRow, JobViewRow, RunCursor, RunViewRow 
 export type { ArtifactRow, ConsoleRow } from '../../results/index.js';
 
 export type Store = ReturnType<typeof openStore>;
+
+/** console lines read from the database at once by pagedLines (about 200 KiB of typical lines) */
+export const LINE_PAGE = 1000;
 
 export interface StoreOptions {
   /**
@@ -107,6 +111,7 @@ export function openStore(file: string, options: StoreOptions = {}) {
   const queue = queueStatements(db);
   const runs = runStatements(db);
   const uploads = uploadStatements(db);
+  const views = viewStatements(db);
   const walSync = new WalSync(file === ':memory:' ? undefined : `${file}-wal`);
   // prepared once: a deferred commit switches twice, several times per run
   const syncNormal = db.prepare('PRAGMA synchronous = NORMAL');
@@ -156,6 +161,20 @@ export function openStore(file: string, options: StoreOptions = {}) {
     ...jobs,
     ...queue,
     ...runs,
+    /**
+     * A run's stored lines in order, read from the database a page at a time as they are taken:
+     * a console of 64 MiB (a worker's default cap) is never in memory whole, and a consumer that
+     * awaits between pages (the result's writer) lets the event loop run. No statement stays open
+     * between pages, so the connection can serve others meanwhile.
+     */
+    pagedLines: function* (uuid: string): Generator<ConsoleRow> {
+      for (let after = -1; ;) {
+        const page = views.consoleAfter(uuid, after, LINE_PAGE);
+        yield* page;
+        if (page.length < LINE_PAGE) return;
+        after = page[page.length - 1]!.seq;
+      }
+    },
     /** a batch of console lines: committed without an fsync of its own (see the header) */
     addLines: (uuid: string, seq: number, lines: Array<[number, Buffer]>): void => {
       if (db.inTransaction) return void runs.addLines(uuid, seq, lines);
@@ -171,7 +190,7 @@ export function openStore(file: string, options: StoreOptions = {}) {
     ...retentionStatements(db),
     uploads,
     /** read-only, paged queries of the web view and metrics */
-    views: viewStatements(db),
+    views,
 
     /** the job and its queue entries on every platform */
     deleteJob: (name: string) => {

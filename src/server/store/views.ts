@@ -123,10 +123,6 @@ export function viewStatements(db: Database.Database) {
     consoleAfter: db.prepare<[string, number, number], { seq: number; ms: number; data: Buffer }>(
       'SELECT seq, ms, data FROM console WHERE uuid = ? AND seq > ? ORDER BY seq LIMIT ?',
     ),
-    consoleCount: db.prepare<[string], { n: number }>('SELECT COUNT(*) AS n FROM console WHERE uuid = ?'),
-    consolePage: db.prepare<[string, number, number], { seq: number; ms: number; data: Buffer }>(
-      'SELECT seq, ms, data FROM console WHERE uuid = ? ORDER BY seq LIMIT ? OFFSET ?',
-    ),
     artifact: db.prepare<[string, string], { path: string; size: number; mode: number; sha256: string }>(
       'SELECT path, size, mode, sha256 FROM artifacts WHERE uuid = ? AND path = ?',
     ),
@@ -163,8 +159,6 @@ export function viewStatements(db: Database.Database) {
     runningOf: (job: string) => q.runningOf.all(job),
     /** a running run's console lines after `seq`, at most `limit` */
     consoleAfter: (uuid: string, seq: number, limit: number) => q.consoleAfter.all(uuid, seq, limit),
-    consoleCount: (uuid: string) => q.consoleCount.get(uuid)!.n,
-    consolePage: (uuid: string, limit: number, offset: number) => q.consolePage.all(uuid, limit, offset),
     artifact: (uuid: string, path: string) => q.artifact.get(uuid, path),
     /** finished runs since the database began, by platform, result kind and success */
     finishedTotals: () => q.finishedTotals.all(),
