@@ -26,6 +26,7 @@ import { Uploader } from './upload/uploader.js';
 import { Notifier } from './repro/notify.js';
 import { ReproTracker } from './repro/tracker.js';
 import { Retention } from './retention.js';
+import { ConsoleSweeper } from './console-sweeper.js';
 import { startWebView, type WebView } from '../web/http-server.js';
 import { startStallMonitor } from './stall-monitor.js';
 import { compactingCollection, startMemorySettle } from './memory-settle.js';
@@ -81,6 +82,7 @@ async function serve(config: ServerConfig, log: Logger, token: string, tokenFile
   // subscribed before anything can finish a run, so every run:finished is tracked
   const tracker = new ReproTracker({ store, events, log, notifier });
   const coordinator = new Coordinator(store, config, log, { events, uploads: uploader !== undefined, attester });
+  const sweeper = new ConsoleSweeper(store, events, log);
   coordinator.recover();
   const scheduler = new Scheduler(store, config.configDir, (platforms) => platforms.forEach((p) => coordinator.dispatch(p)), log);
   const credentials = new Credentials(store, token);
@@ -174,6 +176,7 @@ async function serve(config: ServerConfig, log: Logger, token: string, tokenFile
       stopMemorySettle();
       uploader?.stop();
       await retention.stop();
+      sweeper.stop();
       tracker.stop();
       await notifier?.close();
       scheduler.stop();

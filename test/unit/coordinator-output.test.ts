@@ -97,33 +97,52 @@ test('a late observer of a long run gets what was printed a page per turn, then 
   assert.equal(late.sent.at(-1), { t: 'end', id: 9, uuid: uuid!, result: { kind: 'exited', code: 0 } });
 });
 
-test('a late observer that stops reading is sent nothing more until it reads; lines it missed when the run ended are counted, and the end comes', async () => {
-  rig.schedule('a');
-  const { w } = rig.join('w1');
-  const [uuid] = rig.jobsSent(w);
-  for (let seq = 0; seq < 1_200; seq += 100) rig.coordinator.output(w, { t: 'output', uuid: uuid!, seq, lines: numbered(seq, 100) });
+/** An observer port whose socket is full (backlog over the limit) until the test lets it read. */
+function stalledPort() {
   let backlog = 0;
   let drain: () => void = () => undefined;
-  const late = fakePort();
-  Object.defineProperty(late, 'backlog', { get: () => backlog });
-  late.drained = () => new Promise<void>((r) => (drain = r));
-  rig.coordinator.observe(late, 4, uuid!);
-  assert.is(shown(late.sent).length, CATCH_UP_PAGE);
-  backlog = 2 << 20; // its socket is full: it reads nothing
-  for (let i = 0; i < 10; i++) await turn();
-  assert.is(shown(late.sent).length, CATCH_UP_PAGE, 'sent more to an observer that reads nothing');
-  await rig.finish(w, uuid!, { kind: 'exited', code: 1 }, 1_199);
-  assert.not.ok(late.sent.some((m) => m.t === 'end'), 'the end overtook the lines before it');
-  // it reads again: the run's lines have gone to its result's file meanwhile, so it is told how
-  // many it lost (`builder-client console` has them all), then the end
-  backlog = 0;
-  drain();
-  for (let i = 0; i < 10; i++) await turn();
-  assert.equal(shown(late.sent), Array.from({ length: CATCH_UP_PAGE }, (_, i) => `line ${i}`));
-  assert.equal(late.sent.slice(-2), [
-    { t: 'skipped', id: 4, uuid: uuid!, count: 1_200 - CATCH_UP_PAGE },
-    { t: 'end', id: 4, uuid: uuid!, result: { kind: 'exited', code: 1 } },
-  ]);
-});
+  const port = fakePort();
+  Object.defineProperty(port, 'backlog', { get: () => backlog });
+  port.drained = () => new Promise<void>((r) => (drain = r));
+  return {
+    port,
+    stall: () => void (backlog = 2 << 20),
+    read: () => {
+      backlog = 0;
+      drain();
+    },
+  };
+}
+
+for (const swept of [false, true]) {
+  test(`a late observer that stops reading is sent nothing more until it reads, then ${swept ? 'told how many lines went with the run\'s end' : 'the rest'}, then the end`, async () => {
+    rig.schedule('a');
+    const { w } = rig.join('w1');
+    const [uuid] = rig.jobsSent(w);
+    for (let seq = 0; seq < 1_200; seq += 100) rig.coordinator.output(w, { t: 'output', uuid: uuid!, seq, lines: numbered(seq, 100) });
+    const late = stalledPort();
+    rig.coordinator.observe(late.port, 4, uuid!);
+    assert.is(shown(late.port.sent).length, CATCH_UP_PAGE);
+    late.stall(); // its socket is full: it reads nothing
+    for (let i = 0; i < 10; i++) await turn();
+    assert.is(shown(late.port.sent).length, CATCH_UP_PAGE, 'sent more to an observer that reads nothing');
+    await rig.finish(w, uuid!, { kind: 'exited', code: 1 }, 1_199);
+    assert.not.ok(late.port.sent.some((m) => m.t === 'end'), 'the end overtook the lines before it');
+    // the console sweeper deletes a stored run's lines from the database (console-sweeper.ts)
+    if (swept) rig.store.dropFirstLines(uuid!, 10_000);
+    late.read();
+    for (let i = 0; i < 10; i++) await turn();
+    const end = { t: 'end', id: 4, uuid: uuid!, result: { kind: 'exited', code: 1 } };
+    if (swept) {
+      // gone from the database to the result's file: `builder-client console` has them
+      assert.equal(shown(late.port.sent), Array.from({ length: CATCH_UP_PAGE }, (_, i) => `line ${i}`));
+      assert.equal(late.port.sent.slice(-2), [{ t: 'skipped', id: 4, uuid: uuid!, count: 1_200 - CATCH_UP_PAGE }, end]);
+    } else {
+      assert.equal(shown(late.port.sent), Array.from({ length: 1_200 }, (_, i) => `line ${i}`));
+      assert.equal(late.port.sent.at(-1), end);
+      assert.not.ok(late.port.sent.some((m) => m.t === 'skipped'));
+    }
+  });
+}
 
 test.run();

@@ -116,6 +116,16 @@ export function openStore(file: string, options: StoreOptions = {}) {
   // prepared once: a deferred commit switches twice, several times per run
   const syncNormal = db.prepare('PRAGMA synchronous = NORMAL');
   const syncFull = db.prepare('PRAGMA synchronous = FULL');
+  /** fn's statements committed at NORMAL: in the WAL, on disk at the next fsync of anyone's */
+  const withoutFsync = <T>(fn: () => T): T => {
+    if (db.inTransaction) return fn();
+    syncNormal.run();
+    try {
+      return fn();
+    } finally {
+      syncFull.run();
+    }
+  };
   const txDeferredImpl = <T>(fn: () => T): T => {
     if (db.inTransaction) return db.transaction(fn)();
     syncNormal.run();
@@ -176,15 +186,13 @@ export function openStore(file: string, options: StoreOptions = {}) {
       }
     },
     /** a batch of console lines: committed without an fsync of its own (see the header) */
-    addLines: (uuid: string, seq: number, lines: Array<[number, Buffer]>): void => {
-      if (db.inTransaction) return void runs.addLines(uuid, seq, lines);
-      db.pragma('synchronous = NORMAL');
-      try {
-        runs.addLines(uuid, seq, lines);
-      } finally {
-        db.pragma('synchronous = FULL');
-      }
-    },
+    addLines: (uuid: string, seq: number, lines: Array<[number, Buffer]>): void => withoutFsync(() => runs.addLines(uuid, seq, lines)),
+    /**
+     * Deletes the first `limit` lines left of a finished run (whose result's file has them), and
+     * says how many went: committed without an fsync, since a crash that brings them back loses
+     * nothing (console-sweeper.ts finds them again at start).
+     */
+    dropFirstLines: (uuid: string, limit: number): number => withoutFsync(() => runs.dropFirstLines(uuid, limit)),
     ...comparisonStatements(db),
     ...tokenStatements(db),
     ...retentionStatements(db),

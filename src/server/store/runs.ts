@@ -72,7 +72,12 @@ export function runStatements(db: Database.Database) {
     addLine: db.prepare<[string, number, number, Buffer]>('INSERT OR IGNORE INTO console (uuid, seq, ms, data) VALUES (?, ?, ?, ?)'),
     lines: db.prepare<[string], ConsoleRow>('SELECT seq, ms, data FROM console WHERE uuid = ? ORDER BY seq'),
     lastSeq: db.prepare<[string], { s: number | null }>('SELECT MAX(seq) AS s FROM console WHERE uuid = ?'),
-    dropLines: db.prepare<[string]>('DELETE FROM console WHERE uuid = ?'),
+    // the first `limit` lines left of a run (console-sweeper.ts deletes a finished run's lines in steps)
+    dropFirstLines: db.prepare<{ uuid: string; limit: number }>(
+      'DELETE FROM console WHERE uuid = @uuid AND seq IN (SELECT seq FROM console WHERE uuid = @uuid ORDER BY seq LIMIT @limit)',
+    ),
+    // the next run, by uuid, that has lines in the database: one index seek per run, not a scan of the lines
+    nextRunWithLines: db.prepare<[string], { uuid: string }>('SELECT uuid FROM console WHERE uuid > ? ORDER BY uuid LIMIT 1'),
     addArtifact: db.prepare<[string, string, number, number, string]>(
       'INSERT OR REPLACE INTO artifacts (uuid, path, size, mode, sha256) VALUES (?, ?, ?, ?, ?)',
     ),
@@ -101,8 +106,6 @@ export function runStatements(db: Database.Database) {
       }).changes;
       if (changed === 0) return false;
       for (const a of f.artifacts) q.addArtifact.run(f.uuid, a.path, a.size, a.mode, a.sha256);
-      // the console now lives in the result's file
-      q.dropLines.run(f.uuid);
       return true;
     },
     history: (job: string | undefined, limit: number) => (job === undefined ? q.history.all(limit) : q.historyOf.all(job, limit)),
@@ -114,6 +117,12 @@ export function runStatements(db: Database.Database) {
     }),
     lines: (uuid: string) => q.lines.all(uuid),
     lastSeq: (uuid: string) => q.lastSeq.get(uuid)?.s ?? -1,
+    /** deletes the first `limit` lines left of a run; how many went */
+    dropFirstLines: (uuid: string, limit: number): number => q.dropFirstLines.run({ uuid, limit }).changes,
+    /** every run that has lines in the database, in uuid order */
+    runsWithLines: function* (): Generator<string> {
+      for (let row = q.nextRunWithLines.get(''); row; row = q.nextRunWithLines.get(row.uuid)) yield row.uuid;
+    },
     artifacts: (uuid: string) => q.artifacts.all(uuid),
     /** every stored result's dir, under `stateDir` (no trailing slash); returns how many */
     relocateResults: (stateDir: string): number => q.relocate.run(stateDir).changes,
