@@ -54,8 +54,9 @@ export class Observer {
 
   /**
    * The run ended after printing `lines` lines. Those this observer was neither sent nor told of
-   * are counted as lost: a run's lines leave the database for its result's file when it ends, so
-   * an observer still catching up then (one that reads slowly) loses the rest, and is told so.
+   * are counted as lost: once a run is stored its lines leave the database for its result's file
+   * (console-sweeper.ts), so an observer still catching up then (one that reads slowly) may lose
+   * the rest, and is told so.
    */
   end(result: RunResult, lines: number): void {
     if (this.catchingUp) {
