@@ -9,8 +9,8 @@
 // fetch: builder-client artifacts of a 1 GiB stored artifact: client and server RSS, throughput vs cp.
 // web: the web view's page latency on a big history, SSE latency, memory while streaming a huge console.
 // cli: builder-client as whole processes (--help, schedule, info) against 10,000 jobs vs node -e 0; info's server-side time.
-// scale: the ceiling of one server (bench/scale.ts): big schedule, due wave, many workers, big history, slow consumers;
-//   scale:jobs, scale:due, scale:workers, scale:history, scale:slow for one of them.
+// scale: the ceiling of one server (bench/scale.ts): big schedule, due wave, many workers, big history, slow consumers,
+//   a console at the default cap; scale:jobs, scale:due, scale:workers, scale:history, scale:slow, scale:console for one of them.
 // attack: hostile peers (huge and tagged frames, floods, a client that never reads) against a
 // server while a client works: peak RSS, the client's slow-down. fuzz: the suite's properties, longer.
 import { cpus, totalmem } from 'node:os';

@@ -14,6 +14,8 @@
 //             and the last result of a job, in-process (the store's statements) and as a client
 //             sees them (protocol and HTTP round trips); server start-up with the web view, against
 //             the same schedule without the runs
+//   console   a console at a worker's default cap (64 MiB) from a real worker: lines/s, last line to
+//             stored result, the longest stall while it streams and while it is stored and swept
 //   slow      consumers that do not read: an observer of a chatty run, an SSE reader of it, a
 //             worker with a paused socket; server RSS over time, and another client's schedule
 //             latency with them against the same chatty run without them (what the slow consumers
@@ -37,7 +39,7 @@ import { Harness, type ServerHandle } from '../test/helpers/processes.js';
 import { HOT_JOB, jobName, runUuid, seedJobs, seedRuns } from './scale-fixtures.js';
 import { memoryGivenBack } from './server-log.js';
 
-export const SCALE_PARTS = ['jobs', 'due', 'workers', 'history', 'slow'] as const;
+export const SCALE_PARTS = ['jobs', 'due', 'workers', 'history', 'slow', 'console'] as const;
 export type ScalePart = (typeof SCALE_PARTS)[number];
 
 const sizes = (name: string, dflt: number[]): number[] => {
@@ -126,7 +128,7 @@ function nodeStartMs(): number {
 }
 
 /** The server's event-loop lines (stall-monitor.ts) from now on, with the bench's time of arrival. */
-function stallLog(server: ServerHandle): { since(t: number): number[]; stop(): void } {
+function stallLog(server: ServerHandle): { since(t: number): number[]; between(from: number, to: number): number[]; stop(): void } {
   const seen: Array<[number, number]> = [];
   let carry = '';
   const on = (chunk: Buffer): void => {
@@ -140,6 +142,7 @@ function stallLog(server: ServerHandle): { since(t: number): number[]; stop(): v
   server.proc.child.stderr!.on('data', on);
   return {
     since: (t) => seen.filter(([at]) => at >= t).map(([, ms]) => ms),
+    between: (from, to) => seen.filter(([at]) => at >= from && at < to).map(([, ms]) => ms),
     stop: () => void server.proc.child.stderr!.off('data', on),
   };
 }
@@ -690,6 +693,67 @@ async function benchSlow(): Promise<Record<string, unknown>> {
   });
 }
 
+/**
+ * A console at a worker's default cap (64 MiB: 330,000 lines of 200 bytes), from a real
+ * process-sandbox worker: how fast the server takes it, how long from the last line to the
+ * stored result, and the longest event-loop stall while it streams and while the result is
+ * written and the lines leave the database, against the same server idle.
+ */
+async function benchConsole(): Promise<Record<string, unknown>> {
+  return withHarness(async (h) => {
+    const LINES = 330_000;
+    const { server, session } = await timedStart(h, h.path('state'));
+    h.worker(server, 'big', ['--sandbox', 'process']);
+    for (let i = 0; ((await session.request({ op: 'workers' })).data as unknown[]).length === 0; i++) {
+      if (i > 200) throw new Error('the worker did not connect');
+      await sleep(50);
+    }
+    const stalls = stallLog(server);
+    const idleFrom = wall();
+    await sleep(2_000);
+    const idle = stalls.since(idleFrom);
+    const script = `awk 'BEGIN { s = sprintf("%0199d", 0); for (i = 0; i < ${LINES}; i++) print s }'\n`;
+    await session.request({ op: 'schedule', name: 'big-console', platform: 'big', script, period: 'never' });
+    const t0 = wall();
+    let lines = 0;
+    let skipped = 0;
+    let lastLine = t0;
+    let result: unknown;
+    await new Promise<void>((resolve, reject) => {
+      session.request({ op: 'execute', name: 'big-console', follow: true }, (ev) => {
+        if (ev.t === 'line') {
+          lines++;
+          lastLine = wall();
+        } else if (ev.t === 'skipped') {
+          // the follower fell more than 1 MiB behind: those lines it is told of, not sent
+          skipped += ev.count;
+          lastLine = wall();
+        } else if (ev.t === 'end') {
+          result = ev.result;
+          resolve();
+        }
+      }).catch(reject);
+    });
+    const endAt = wall();
+    // the sweeper's steps, and a stall line for each quarter second of them
+    await sleep(3_000);
+    const streaming = stalls.between(t0, lastLine);
+    const finishing = stalls.since(lastLine);
+    stalls.stop();
+    return {
+      lines: LINES, followerGot: lines, followerSkipped: skipped, result, consoleMb: round((LINES * 200) / 1048576, 1),
+      streamSeconds: round((lastLine - t0) / 1000, 2), linesPerSecond: Math.round(LINES / ((lastLine - t0) / 1000)),
+      lastLineToStoredMs: round(endAt - lastLine, 1),
+      maxStallMs: { idle: Math.max(0, ...idle), streaming: Math.max(0, ...streaming), finishing: Math.max(0, ...finishing) },
+      aim: 'no stall over 50 ms while the result is stored and its lines leave the database',
+      meetsAim: Math.max(0, ...finishing) <= 50,
+      how: `one process-sandbox worker runs awk printing ${LINES} lines of 199 characters; a client follows the run (execute --follow); ` +
+        'stalls from the server\'s event-loop monitor (BUILDER_STALL_LOG=1, max per 250 ms); "finishing" is from the last line the client ' +
+        'got to 3 s after the end (the result written, the lines swept from the database)',
+    };
+  });
+}
+
 /** Runs the chosen parts (default all); a failing part is reported as {error} and the rest go on. */
 export async function benchScale(parts: readonly ScalePart[] = SCALE_PARTS): Promise<Record<string, unknown>> {
   const out: Record<string, unknown> = {
@@ -711,6 +775,7 @@ export async function benchScale(parts: readonly ScalePart[] = SCALE_PARTS): Pro
   await run('workers', benchWorkers);
   await run('history', benchHistory);
   await run('slow', benchSlow);
+  await run('console', benchConsole);
   return out;
 }
 

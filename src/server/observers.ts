@@ -78,7 +78,9 @@ export class Observer {
         continue;
       }
       const page = stored(this.next, CATCH_UP_PAGE);
-      for (const l of page) this.port.send({ t: 'line', id: this.id, uuid: this.uuid, ms: l.ms, data: l.data });
+      this.port.batch(() => {
+        for (const l of page) this.port.send({ t: 'line', id: this.id, uuid: this.uuid, ms: l.ms, data: l.data });
+      });
       if (page.length > 0) this.next = page[page.length - 1]!.seq + 1;
       if (page.length < CATCH_UP_PAGE) {
         // everything stored is sent: from here on the live lines, in the same turn, so none is missed

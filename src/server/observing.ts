@@ -44,7 +44,7 @@ export class Observing {
   /** New lines of a run, the first numbered seq: stored already (or kept while the disk is full). */
   lines(uuid: string, seq: number, lines: Array<[number, Buffer]>): void {
     const set = this.watching.get(uuid);
-    if (set) for (const obs of set) lines.forEach(([ms, data], i) => obs.line(seq + i, ms, data));
+    if (set) for (const obs of set) obs.port.batch(() => lines.forEach(([ms, data], i) => obs.line(seq + i, ms, data)));
   }
 
   /** The run ended, after printing `lines` lines. */

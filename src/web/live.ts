@@ -120,16 +120,20 @@ class LiveStream {
 
   live(seq: number, lines: ReadonlyArray<readonly [number, Buffer]>): void {
     if (this.catchingUp || this.ended) return;
+    // the batch's events in one write, not one (and a chunk of the response) per line
+    const out: string[] = [];
+    const full = this.res.writableLength > MAX_BACKLOG;
     lines.forEach(([ms, data], i) => {
       const n = seq + i;
       if (n <= this.sent) return;
-      if (this.res.writableLength > MAX_BACKLOG) {
+      if (full) {
         this.skipped++;
         this.sent = n;
         return;
       }
-      this.line(n, ms, data);
+      this.line(n, ms, data, out);
     });
+    if (out.length > 0) this.res.write(out.join(''));
   }
 
   finished(result: RunResult, dir: string | null): void {

@@ -31,6 +31,7 @@ export function fakePort(): FakePort {
     closed: false,
     backlog: 0,
     drained: () => Promise.resolve(),
+    batch: (fn) => fn(),
     send: (msg) => void port.sent.push(msg),
     onClose: (fn) => {
       closers.push(fn);
