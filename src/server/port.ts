@@ -52,6 +52,26 @@ export function connectionPort(conn: Connection): ObserverPort {
   };
 }
 
+/**
+ * A port that keeps what it is sent until release(), then sends it, in order, and passes
+ * everything on from then: an `execute --follow` hears of its run ("started") only after the
+ * answer to its own request, though the run may start before that answer has gone.
+ */
+export function heldPort(port: ObserverPort): ObserverPort & { release(): void } {
+  let held: Message[] | undefined = [];
+  return Object.create(port, {
+    send: { value: (msg: Message): void => void (held ? held.push(msg) : port.send(msg)) },
+    batch: { value: (fn: () => void): void => (held ? fn() : port.batch(fn)) },
+    release: {
+      value: (): void => {
+        const msgs = held ?? [];
+        held = undefined;
+        if (!port.closed && msgs.length > 0) port.batch(() => msgs.forEach((m) => port.send(m)));
+      },
+    },
+  }) as ObserverPort & { release(): void };
+}
+
 /** What afterCommits needs of the store (group commit, see store/index.ts). */
 export interface CommitSync {
   commitMark(): number;

@@ -12,7 +12,7 @@ import type { Request, SecretArg } from '../protocol/messages.js';
 import type { InfoPage, InfoSummary, JobInfo, PlatformSummary, Replies, Reply, RunInfo, Scheduled, WorkerInfo } from '../protocol/replies.js';
 import type { ServerConfig } from './config.js';
 import type { Coordinator } from './coordinator.js';
-import { connectionPort } from './port.js';
+import { connectionPort, heldPort } from './port.js';
 import type { Scheduler } from './scheduler.js';
 import { platformsFor, timingOf } from './scheduler.js';
 import type { JobRow, JobSummary, RunRow, Store } from './store/index.js';
@@ -267,14 +267,21 @@ export async function handleRequest(ctx: RequestContext, conn: Connection, req: 
       if (isPaused(store, job)) refuse('DROPPED', `job ${job.name} is paused: its platform ${job.platform} is dropped (undrop-platform ${job.platform})`);
       if (platforms.length === 0) refuse('NO_PLATFORM', `job ${job.name} has no platform to run on (dropped, or no template)`);
       store.txDeferred(() => platforms.forEach((p) => store.enqueueFront(p, job.name)));
-      // before the wait for the disk: a worker freed meanwhile may take the entry at once
-      if (req.follow) coordinator.follow(connectionPort(conn), req.id, job.name, platforms);
-      // group commit: answered once on disk, without holding the event loop for the fsync
-      await store.synced();
+      // the follower hears of the run after the answer ("queued" before "started"), below
+      const follower = req.follow ? heldPort(connectionPort(conn)) : undefined;
+      if (follower) coordinator.follow(follower, req.id, job.name, platforms);
+      // dispatched before the wait for the disk: a free worker's new run is then recorded with the
+      // same fsync as the queue entry, and its job leaves one fsync after the execute, not two
+      for (const p of platforms) coordinator.dispatch(p);
+      try {
+        // group commit: answered once on disk, without holding the event loop for the fsync
+        await store.synced();
+      } finally {
+        // after the answer (or the refusal) has gone
+        if (follower) setImmediate(() => follower.release());
+      }
       // said at once, so nobody waits on a follow that cannot start (the job stays queued)
       const served = new Set([...coordinator.workers].map((w) => w.platform));
-      // after the answer has gone, so the client hears "queued" before "started"
-      setImmediate(() => platforms.forEach((p) => coordinator.dispatch(p)));
       return { name: job.name, queued: platforms, noWorker: platforms.filter((p) => !served.has(p)) } satisfies Replies['execute'];
     }
     case 'info':

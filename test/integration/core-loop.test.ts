@@ -118,6 +118,20 @@ t('execute moves a job to the front; --follow streams the run and exits with its
   assert.match(missing.stderr, /no job named nope/);
 }));
 
+t('execute --follow with an idle worker: the run starts at once, and the answer still comes before the run', withTimeout(30_000, async () => {
+  const server = await h.server();
+  const file = h.script('g', 'echo at once\n');
+  await h.client(server, ['schedule', 'g', 'x86', file, '--period', 'never']);
+  h.worker(server, 'x86');
+  await eventually(async () => JSON.parse((await h.client(server, ['workers', '--json'])).stdout).length === 1, 10_000, 'the worker');
+  const r = await h.client(server, ['execute', 'g', '--follow']);
+  assert.is(r.code, 0, r.stderr);
+  assert.match(r.stdout, /at once/);
+  const queued = r.stderr.indexOf('queued g first on: x86');
+  const following = r.stderr.search(/following run [0-9a-f-]{36} of g on x86/);
+  assert.ok(queued >= 0 && following > queued, `stderr in the wrong order:\n${r.stderr}`);
+}));
+
 t('reschedule and unschedule change the schedule; never-jobs wait for execute', withTimeout(20_000, async () => {
   const server = await h.server();
   const file = h.script('r', 'true\n');

@@ -2,7 +2,7 @@
 import { describeResult, exitStatusOf } from '../../protocol/describe.js';
 import type { Command, ClientContext } from '../command.js';
 import { printer } from '../follow.js';
-import type { ClientSession, RequestBody } from '../session.js';
+import type { ClientSession, RequestBody, Stream } from '../session.js';
 
 async function watch(ctx: ClientContext, session: ClientSession, body: RequestBody<'observe' | 'observe-latest'>): Promise<number> {
   const p = printer(ctx);
@@ -29,13 +29,19 @@ export const execute: Command = {
     const session = await ctx.connect();
     const follow = args.booleans.has('follow');
     const p = printer(ctx);
+    // the run's events wait until the answer is printed: the server sends the answer first, but
+    // both may arrive in one read, and the answer is taken up a turn after the events are
+    let early: Stream[] | undefined = [];
     const { data } = await session.request(
       { op: 'execute', name, follow, ...(args.values.platform ? { platform: args.values.platform } : {}) },
-      follow ? p.onEvent : undefined,
+      follow ? (ev) => (early ? early.push(ev) : p.onEvent(ev)) : undefined,
     );
     ctx.err(`queued ${name} first on: ${data.queued.join(', ')}`);
     // said at once; a follow keeps waiting, since a worker may connect later
     for (const p of data.noWorker ?? []) ctx.err(`queued for ${p}; no worker of that platform is connected`);
+    const events = early;
+    early = undefined;
+    events.forEach(p.onEvent);
     return follow ? p.ended : 0;
   },
 };
