@@ -113,8 +113,8 @@ export async function benchAttack(): Promise<unknown> {
     const attacks = JSON.parse(out.trim().split('\n').at(-1) ?? '{}') as Record<string, unknown> & { tagFrames?: Array<{ ms: number; closed: boolean }> };
     await sleep(3000);
     const afterRss = memMb(server.proc.pid, 'VmRSS');
-    // V8 gives memory back to the system once the process has been idle a while (its memory
-    // reducer), and the allocator keeps freed arenas until then: the later figure is the settled one
+    // the server gives memory back once it has been idle a while (memory-settle.ts checks every
+    // 2 s, and V8 unmaps the freed pages after the collection): the later figure is the settled one
     await sleep(12_000);
     const settledRss = memMb(server.proc.pid, 'VmRSS');
     // the server's own full collections after the burst (src/server/memory-settle.ts), as it logged them

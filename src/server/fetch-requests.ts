@@ -60,38 +60,32 @@ export function runConsole(store: Store, coordinator: Coordinator, conn: Connect
     uuid: r.uuid, job: r.job, platform: r.platform, started: new Date(r.started).toISOString(), live,
     result: r.result ? JSON.parse(r.result) : null,
   });
-  if (row.state === 'running') {
-    // live: the observers' path (lines so far, then as they come, then end)
-    if (req.follow && coordinator.observe(connectionPort(conn), req.id, row.uuid)) return reply(true, row);
-    // the lines stored so far, a page at a time as the client reads them; a run that finishes
-    // meanwhile has moved its lines into its result's file, where the rest is read then
-    after(async () => {
+  const running = row.state === 'running';
+  // live: the observers' path (lines so far, then as they come, then end)
+  if (running && req.follow && coordinator.observe(connectionPort(conn), req.id, row.uuid)) return reply(true, row);
+  // a finished run's console is its result's file (refused now if it could not be stored)
+  const stored = running ? undefined : storedDir(row);
+  after(async () => {
+    const line = (ms: number, data: Buffer): Promise<boolean> => paced(conn, { t: 'line', id: req.id, uuid: row.uuid, ms, data });
+    try {
+      // a running run's lines stored so far, a page at a time as the client reads them
       let next = 0;
-      try {
+      if (running) {
         for (const l of store.pagedLines(row.uuid)) {
-          if (!(await paced(conn, { t: 'line', id: req.id, uuid: row.uuid, ms: l.ms, data: l.data }))) return;
+          if (!(await line(l.ms, l.data))) return;
           next = l.seq + 1;
         }
-        const now = store.run(row.uuid);
-        if (now?.state === 'finished' && now.dir) {
-          let n = 0;
-          for await (const [ms, data] of consoleLines(now.dir)) {
-            if (n++ < next) continue;
-            if (!(await paced(conn, { t: 'line', id: req.id, uuid: row.uuid, ms, data }))) return;
-          }
-        }
-        conn.send({ t: 'console-end', id: req.id, uuid: row.uuid });
-      } catch (err) {
-        conn.send({ t: 'console-end', id: req.id, uuid: row.uuid, error: `cannot read the console of ${row.uuid}: ${errorMessage(err)}` });
       }
-    });
-    return reply(false, row);
-  }
-  const dir = storedDir(row);
-  after(async () => {
-    try {
-      for await (const [ms, data] of consoleLines(dir)) {
-        if (!(await paced(conn, { t: 'line', id: req.id, uuid: row.uuid, ms, data }))) return;
+      // ... and of one that finished meanwhile, the rest from its result's file, whose lines
+      // may have left the database (console-sweeper.ts) before they were read
+      const now = running ? store.run(row.uuid) : undefined;
+      const dir = stored ?? (now?.state === 'finished' ? now.dir : null);
+      if (dir) {
+        let n = 0;
+        for await (const [ms, data] of consoleLines(dir)) {
+          if (n++ < next) continue;
+          if (!(await line(ms, data))) return;
+        }
       }
       conn.send({ t: 'console-end', id: req.id, uuid: row.uuid });
     } catch (err) {

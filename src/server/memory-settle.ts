@@ -94,20 +94,23 @@ export function startMemorySettle(deps: MemorySettleDeps): () => void {
  * Compaction of every page is V8's --compact-on-every-full-gc, set around the call only.
  */
 export function compactingCollection(): () => void {
-  let gc = (globalThis as { gc?: unknown }).gc as (() => void) | undefined;
-  if (typeof gc !== 'function') {
+  // found at the first collection, not at start: most servers never need one
+  let gc: (() => void) | undefined;
+  const find = (): (() => void) => {
+    const exposed = (globalThis as { gc?: unknown }).gc;
+    if (typeof exposed === 'function') return exposed as () => void;
     setFlagsFromString('--expose-gc');
     try {
-      gc = runInNewContext('gc') as () => void;
+      return runInNewContext('gc') as () => void;
     } finally {
       setFlagsFromString('--no-expose-gc');
     }
-  }
-  const collect = gc;
+  };
   return () => {
+    gc ??= find();
     setFlagsFromString('--compact-on-every-full-gc');
     try {
-      collect();
+      gc();
     } finally {
       setFlagsFromString('--no-compact-on-every-full-gc');
     }

@@ -34,14 +34,14 @@ test("a finished run's lines go a step per turn of the event loop; a running run
   runWithLines(store, 'live', 10);
   finish(store, events, 'done');
   // one step at once, not all of it
-  assert.is(store.lines('done').length, SWEEP_LINES + 2_000);
-  assert.is(store.lines('done')[0]!.seq, SWEEP_LINES, 'the oldest lines go first');
+  assert.is([...store.pagedLines('done')].length, SWEEP_LINES + 2_000);
+  assert.is([...store.pagedLines('done')][0]!.seq, SWEEP_LINES, 'the oldest lines go first');
   await turn();
-  assert.is(store.lines('done').length, 2_000);
+  assert.is([...store.pagedLines('done')].length, 2_000);
   await turn();
-  assert.is(store.lines('done').length, 0);
+  assert.is([...store.pagedLines('done')].length, 0);
   assert.is(sweeper.pending, 0);
-  assert.is(store.lines('live').length, 10, "a running run's lines were deleted");
+  assert.is([...store.pagedLines('live')].length, 10, "a running run's lines were deleted");
   sweeper.stop();
   store.close();
 });
@@ -57,7 +57,7 @@ test('at start, lines a crash left behind go: a finished run\'s and a deleted ru
   const sweeper = new ConsoleSweeper(store, events, quiet);
   for (let i = 0; i < 5 && sweeper.pending > 0; i++) await turn();
   assert.equal([...store.runsWithLines()], ['b-running']);
-  assert.is(store.lines('b-running').length, 20);
+  assert.is([...store.pagedLines('b-running')].length, 20);
   sweeper.stop();
   store.close();
 });
@@ -70,7 +70,7 @@ test('stopped, it deletes no more', async () => {
   finish(store, events, 'done');
   sweeper.stop();
   for (let i = 0; i < 5; i++) await turn();
-  assert.is(store.lines('done').length, 2 * SWEEP_LINES);
+  assert.is([...store.pagedLines('done')].length, 2 * SWEEP_LINES);
   store.close();
 });
 

@@ -72,7 +72,7 @@ test('secrets go to their job alone in the Job message, are stored 0600, and are
     t: 'output', uuid: ja!.uuid, seq: 0,
     lines: [[0, Buffer.from(`token=${secret};`)], [1, Buffer.from(b64)], [2, Buffer.from('plain')]],
   });
-  const stored = rig.store.lines(ja!.uuid).map((l) => l.data.toString());
+  const stored = [...rig.store.pagedLines(ja!.uuid)].map((l) => l.data.toString());
   assert.equal(stored, ['token=***;', '***', 'plain']);
   assert.equal(observer.sent.flatMap((m) => (m.t === 'line' ? [m.data.toString()] : [])), stored);
 

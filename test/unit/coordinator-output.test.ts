@@ -31,7 +31,7 @@ test('lines sent again after a re-attach are stored and shown once', async () =>
   // the worker's buffer overlaps what the server has: seq 1 again, then new lines
   rig.coordinator.output(back, { t: 'output', uuid: uuid!, seq: 1, lines: lines('b', 'c', 'd') });
   rig.coordinator.output(back, { t: 'output', uuid: uuid!, seq: 1, lines: lines('b', 'c') });
-  assert.equal(rig.store.lines(uuid!).map((l) => [l.seq, l.data.toString()]), [[0, 'a'], [1, 'b'], [2, 'c'], [3, 'd']]);
+  assert.equal([...rig.store.pagedLines(uuid!)].map((l) => [l.seq, l.data.toString()]), [[0, 'a'], [1, 'b'], [2, 'c'], [3, 'd']]);
   assert.equal(shown(observer.sent), ['a', 'b', 'c', 'd']);
 
   // a late observer sees everything so far, then the end

@@ -128,11 +128,9 @@ export function openStore(file: string, options: StoreOptions = {}) {
   };
   const txDeferredImpl = <T>(fn: () => T): T => {
     if (db.inTransaction) return db.transaction(fn)();
-    syncNormal.run();
     try {
-      return db.transaction(fn)();
+      return withoutFsync(() => db.transaction(fn)());
     } finally {
-      syncFull.run();
       walSync.noteCommit();
     }
   };

@@ -1,7 +1,7 @@
 // Runs, and while a run goes on its console lines; once it has finished, its artifacts.
 import type Database from 'better-sqlite3';
 import type { Refusal, RunResult, RunStats, ScriptBytes } from '../../protocol/messages.js';
-import type { ArtifactRow, ConsoleRow } from '../../results/index.js';
+import type { ArtifactRow } from '../../results/index.js';
 
 export interface RunRow {
   uuid: string;
@@ -70,7 +70,6 @@ export function runStatements(db: Database.Database) {
       "SELECT uuid, job, result, dir FROM runs WHERE uuid = ? AND state = 'finished' AND dir IS NOT NULL",
     ),
     addLine: db.prepare<[string, number, number, Buffer]>('INSERT OR IGNORE INTO console (uuid, seq, ms, data) VALUES (?, ?, ?, ?)'),
-    lines: db.prepare<[string], ConsoleRow>('SELECT seq, ms, data FROM console WHERE uuid = ? ORDER BY seq'),
     lastSeq: db.prepare<[string], { s: number | null }>('SELECT MAX(seq) AS s FROM console WHERE uuid = ?'),
     // the first `limit` lines left of a run (console-sweeper.ts deletes a finished run's lines in steps)
     dropFirstLines: db.prepare<{ uuid: string; limit: number }>(
@@ -115,7 +114,6 @@ export function runStatements(db: Database.Database) {
     addLines: db.transaction((uuid: string, seq: number, lines: Array<[number, Buffer]>) => {
       lines.forEach(([ms, data], i) => q.addLine.run(uuid, seq + i, ms, data));
     }),
-    lines: (uuid: string) => q.lines.all(uuid),
     lastSeq: (uuid: string) => q.lastSeq.get(uuid)?.s ?? -1,
     /** deletes the first `limit` lines left of a run; how many went */
     dropFirstLines: (uuid: string, limit: number): number => q.dropFirstLines.run({ uuid, limit }).changes,
