@@ -2,7 +2,7 @@
 // (started, line, skipped, end) of observed runs delivered to the request that asked.
 import { BuilderError, errorCodeFromWire } from '../common/errors.js';
 import type { Connection } from '../protocol/connection.js';
-import { dial } from '../protocol/dial.js';
+import { dialEarly } from '../protocol/dial.js';
 import type { PeerTls } from '../protocol/tls.js';
 import type { ArtifactData, ArtifactFile, ArtifactsEnd, ConsoleEnd, End, Line, Message, Request, Skipped, Started } from '../protocol/messages.js';
 import type { Op, Replies } from '../protocol/replies.js';
@@ -18,7 +18,11 @@ export class ClientSession {
   private waiting = new Map<number, { resolve(v: unknown): void; reject(e: Error): void }>();
   private streams = new Map<number, (ev: Stream) => void>();
 
-  constructor(readonly conn: Connection) {
+  /**
+   * @param welcome the hello's end: the first request is sent before the welcome (dialEarly), so a
+   * refused auth rejects every request with the hello's own error
+   */
+  constructor(readonly conn: Connection, private readonly welcome: Promise<unknown> = Promise.resolve()) {
     conn.on('message', (msg: Message) => this.onMessage(msg));
     conn.on('close', (reason) => {
       for (const w of this.waiting.values()) w.reject(new BuilderError('CONNECT', `connection lost: ${reason}`));
@@ -27,8 +31,8 @@ export class ClientSession {
   }
 
   static async open(host: string, port: number, token: string, tls?: PeerTls): Promise<ClientSession> {
-    const { conn } = await dial({ host, port, token, role: 'client', tls });
-    const session = new ClientSession(conn);
+    const { conn, welcome } = await dialEarly({ host, port, token, role: 'client', tls });
+    const session = new ClientSession(conn, welcome);
     conn.release();
     return session;
   }
@@ -41,10 +45,12 @@ export class ClientSession {
   request<B extends RequestBody>(body: B, onStream?: (ev: Stream) => void): Promise<{ id: number; data: Replies[B['op']] }> {
     const id = this.nextId++;
     if (onStream) this.streams.set(id, onStream);
-    return new Promise((resolve, reject) => {
+    const reply = new Promise<{ id: number; data: Replies[B['op']] }>((resolve, reject) => {
       this.waiting.set(id, { resolve: (data) => resolve({ id, data: data as Replies[B['op']] }), reject });
       this.conn.send({ t: 'req', id, ...body } as Request);
     });
+    // the hello's refusal settles first (its listener was there first), so it is the error seen
+    return Promise.all([this.welcome, reply]).then(([, r]) => r);
   }
 
   close(): void {

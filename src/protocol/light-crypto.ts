@@ -7,7 +7,6 @@
 // test/unit/light-crypto.test.ts. Everything that hashes data in bulk (artifacts, results,
 // provenance) keeps node:crypto.
 import { closeSync, openSync, readSync } from 'node:fs';
-import { createRequire } from 'node:module';
 
 const K = new Uint32Array([
   0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
@@ -20,7 +19,6 @@ const K = new Uint32Array([
   0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
 ]);
 
-const rotr = (x: number, n: number): number => (x >>> n) | (x << (32 - n));
 
 /** The SHA-256 digest (32 bytes) of the concatenated parts. */
 export function sha256(...parts: Uint8Array[]): Buffer {
@@ -39,20 +37,23 @@ export function sha256(...parts: Uint8Array[]): Buffer {
 
   let h0 = 0x6a09e667, h1 = 0xbb67ae85, h2 = 0x3c6ef372, h3 = 0xa54ff53a;
   let h4 = 0x510e527f, h5 = 0x9b05688c, h6 = 0x1f83d9ab, h7 = 0x5be0cd19;
+  // rotations and byte order written out rather than through helpers: a client runs this twice,
+  // cold, in the interpreter, where every call and Buffer method is paid for (about 1 ms an HMAC)
   const w = new Uint32Array(64);
   for (let block = 0; block < padded.length; block += 64) {
-    for (let i = 0; i < 16; i++) w[i] = padded.readUInt32BE(block + i * 4);
+    for (let i = 0, o = block; i < 16; i++, o += 4) w[i] = ((padded[o]! << 24) | (padded[o + 1]! << 16) | (padded[o + 2]! << 8) | padded[o + 3]!) >>> 0;
     for (let i = 16; i < 64; i++) {
-      const s0 = rotr(w[i - 15]!, 7) ^ rotr(w[i - 15]!, 18) ^ (w[i - 15]! >>> 3);
-      const s1 = rotr(w[i - 2]!, 17) ^ rotr(w[i - 2]!, 19) ^ (w[i - 2]! >>> 10);
+      const x = w[i - 15]!, y = w[i - 2]!;
+      const s0 = ((x >>> 7) | (x << 25)) ^ ((x >>> 18) | (x << 14)) ^ (x >>> 3);
+      const s1 = ((y >>> 17) | (y << 15)) ^ ((y >>> 19) | (y << 13)) ^ (y >>> 10);
       w[i] = (w[i - 16]! + s0 + w[i - 7]! + s1) >>> 0;
     }
     let a = h0, b = h1, c = h2, d = h3, e = h4, f = h5, g = h6, h = h7;
     for (let i = 0; i < 64; i++) {
-      const S1 = rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25);
+      const S1 = ((e >>> 6) | (e << 26)) ^ ((e >>> 11) | (e << 21)) ^ ((e >>> 25) | (e << 7));
       const ch = (e & f) ^ (~e & g);
       const t1 = (h + S1 + ch + K[i]! + w[i]!) >>> 0;
-      const S0 = rotr(a, 2) ^ rotr(a, 13) ^ rotr(a, 22);
+      const S0 = ((a >>> 2) | (a << 30)) ^ ((a >>> 13) | (a << 19)) ^ ((a >>> 22) | (a << 10));
       const maj = (a & b) ^ (a & c) ^ (b & c);
       const t2 = (S0 + maj) >>> 0;
       h = g;
@@ -74,7 +75,14 @@ export function sha256(...parts: Uint8Array[]): Buffer {
     h7 = (h7 + h) >>> 0;
   }
   const out = Buffer.alloc(32);
-  [h0, h1, h2, h3, h4, h5, h6, h7].forEach((v, i) => out.writeUInt32BE(v, i * 4));
+  const hs = [h0, h1, h2, h3, h4, h5, h6, h7];
+  for (let i = 0; i < 8; i++) {
+    const v = hs[i]!;
+    out[i * 4] = v >>> 24;
+    out[i * 4 + 1] = (v >>> 16) & 0xff;
+    out[i * 4 + 2] = (v >>> 8) & 0xff;
+    out[i * 4 + 3] = v & 0xff;
+  }
   return out;
 }
 
@@ -103,8 +111,9 @@ export function constantTimeEqual(a: Uint8Array, b: Uint8Array): boolean {
 }
 
 /**
- * n random bytes from the kernel (/dev/urandom, on Linux and FreeBSD alike); node:crypto's when
- * that device cannot be read (a chroot or jail without it).
+ * n random bytes from the kernel (/dev/urandom, on Linux and FreeBSD alike); the Web Crypto
+ * global's (node:crypto underneath) when that device cannot be read (a chroot or jail without it).
+ * No import for that case: node:module's createRequire alone loads the ESM loader's modules.
  */
 export function randomBytesLight(n: number): Buffer {
   const out = Buffer.alloc(n);
@@ -121,7 +130,8 @@ export function randomBytesLight(n: number): Buffer {
     }
     return out;
   } catch {
-    const crypto = createRequire(import.meta.url)('node:crypto') as typeof import('node:crypto');
-    return crypto.randomBytes(n);
+    // getRandomValues fills at most 64 KiB a call
+    for (let off = 0; off < n; off += 65536) globalThis.crypto.getRandomValues(out.subarray(off, Math.min(n, off + 65536)));
+    return out;
   }
 }

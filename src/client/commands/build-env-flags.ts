@@ -1,7 +1,8 @@
 // The flags schedule and orb-build share for a job's environment: --source-date-epoch and
 // --secret NAME=@FILE (repeatable). A secret's value is read here and sent once; the server
 // checks its name and length (job-secrets.ts), so both commands refuse alike.
-import { readFile } from 'node:fs/promises';
+// read synchronously, as schedule.ts reads the script (see there)
+import { readFileSync } from 'node:fs';
 import { UsageError } from '../../common/errors.js';
 import type { ParsedArgs } from '../../common/args.js';
 import type { SecretArg } from '../../protocol/messages.js';
@@ -40,7 +41,7 @@ async function readSecret(spec: string): Promise<SecretArg> {
   const [, name, file] = m as unknown as [string, string, string];
   let value: string;
   try {
-    value = await readFile(file, 'utf8');
+    value = readFileSync(file, 'utf8');
   } catch (err) {
     throw new UsageError(`--secret ${name}: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? err}`);
   }

@@ -1,6 +1,6 @@
 // console, artifacts, result: a run's stored result read over the protocol, from any machine
 // (builder-inspect reads the same files on the server's disk).
-import { mkdir } from 'node:fs/promises';
+import { mkdirSync } from 'node:fs';
 import { BuilderError } from '../../common/errors.js';
 import { describeResult } from '../../protocol/describe.js';
 import type { RunResultReply } from '../../protocol/replies.js';
@@ -67,7 +67,7 @@ export const artifactsCommand: Command = {
   async run(args, ctx) {
     const [uuid, ...paths] = args.positionals as [string, ...string[]];
     const out = args.values.output ?? '.';
-    await mkdir(out, { recursive: true });
+    mkdirSync(out, { recursive: true });
     const session = await ctx.connect();
     const { ArtifactReceiver } = await import('../artifact-receiver.js');
     const receiver = new ArtifactReceiver(session.conn, out, uuid);

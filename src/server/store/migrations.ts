@@ -229,4 +229,9 @@ export const migrations: readonly string[] = [
       - COALESCE((SELECT size FROM artifacts WHERE uuid = NEW.uuid AND path = NEW.path), 0);
   END;
   `,
+  // 11: info's summary counts jobs per platform and kind from this index instead of reading every
+  // job's row, scripts and all (10,000 jobs: 1.8 ms of the request's 2.7 on the test machine)
+  `
+  CREATE INDEX jobs_platform_kind ON jobs (platform, kind);
+  `,
 ];
