@@ -20,7 +20,7 @@ export class Observing {
 
   /** Watches a live run: what it printed so far, then every new line, then its end. */
   watch(port: ObserverPort, id: number, run: WatchedRun): void {
-    this.attach(port, id, run).catchUp((from, limit) => this.store.views.consoleAfter(run.uuid, from - 1, limit));
+    void this.attach(port, id, run).catchUp((from, limit) => this.store.views.consoleAfter(run.uuid, from - 1, limit));
   }
 
   /** The next run of this job on one of these platforms will be watched from its start. */
@@ -44,7 +44,7 @@ export class Observing {
   /** New lines of a run, the first numbered seq: stored already (or kept while the disk is full). */
   lines(uuid: string, seq: number, lines: Array<[number, Buffer]>): void {
     const set = this.watching.get(uuid);
-    if (set) for (const obs of set) obs.port.batch(() => lines.forEach(([ms, data], i) => obs.line(seq + i, ms, data)));
+    if (set) for (const obs of set) obs.live(seq, lines);
   }
 
   /** The run ended, after printing `lines` lines. */

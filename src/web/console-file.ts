@@ -5,6 +5,7 @@
 import { createReadStream } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
 import { parseConsole } from '../results/read.js';
+import type { StoredLine, StoredLines } from '../server/console-follow.js';
 
 export const PAGE_LINES = 1000;
 
@@ -99,6 +100,28 @@ export async function* consoleLinesFrom(file: string, index: ConsoleIndex, from:
     const last = parseConsole(rest, file)[0];
     if (last && n >= from) yield [[n, last[0], last[1]]];
   }
+}
+
+/**
+ * The file's lines as pages of stored lines for console-follow.ts, read on as one stream: each
+ * read goes on from where the last stopped (`from` is where the follower is, that is where the last
+ * page ended). close() lets go of the file when the follower stops before its end.
+ */
+export function consolePages(file: string): { read: StoredLines; close(): void } {
+  let batches: AsyncGenerator<Array<[number, number, Buffer]>> | undefined;
+  const held: StoredLine[] = [];
+  return {
+    read: async (from, limit) => {
+      batches ??= consoleLinesFrom(file, await consoleIndex(file), from);
+      while (held.length < limit) {
+        const next = await batches.next();
+        if (next.done) break;
+        for (const [seq, ms, data] of next.value) held.push({ seq, ms, data });
+      }
+      return held.splice(0, limit);
+    },
+    close: () => void batches?.return(undefined),
+  };
 }
 
 /**

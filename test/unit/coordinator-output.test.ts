@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { Message } from '../../src/protocol/messages.js';
-import { CATCH_UP_PAGE } from '../../src/server/observers.js';
+import { CATCH_UP_PAGE } from '../../src/server/console-follow.js';
 import { Rig, fakePort } from '../helpers/coordinator-rig.js';
 
 let rig: Rig;
