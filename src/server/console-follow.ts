@@ -63,13 +63,22 @@ export class ConsoleFollow<Result> {
   /**
    * Sends what is stored from the reader's next line on, then lets the live lines through (and
    * the end, if it came meanwhile). Resolves once that switch is made or the reader is gone;
-   * rejects with what reading the stored lines threw.
+   * rejects with what reading the stored lines threw, after switching to the live lines all the same.
    */
   async catchUp(stored: StoredLines): Promise<void> {
     this.catchingUp = true;
     while (!this.reader.closed) {
-      const read = stored(this.next, CATCH_UP_PAGE);
-      const page = Array.isArray(read) ? read : await read;
+      let page: StoredLine[];
+      try {
+        const read = stored(this.next, CATCH_UP_PAGE);
+        page = Array.isArray(read) ? read : await read;
+      } catch (err) {
+        // what could not be read is lost to this reader, who is told how many with the next line
+        // or the end (a gap in the live lines counts); the end still reaches it
+        this.catchingUp = false;
+        if (this.ending) this.end(this.ending.result, this.ending.lines);
+        throw err;
+      }
       if (this.reader.closed) return;
       if (page.length > 0) this.reader.batch(() => page.forEach((l) => this.send(l.seq, l.ms, l.data)));
       if (page.length < CATCH_UP_PAGE) {

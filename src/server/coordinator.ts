@@ -43,7 +43,7 @@ export class Coordinator {
   constructor(store: Store, config: ServerConfig, log: Logger, opts: CoordinatorOptions = {}) {
     this.events = opts.events ?? new ServerEvents(log);
     const clock = opts.clock ?? systemClock;
-    this.observing = new Observing(store);
+    this.observing = new Observing(store, log);
     this.secrets = new JobSecrets(join(config.stateDir, 'secrets'));
     const secrets = this.secrets;
     this.ledger = new RunLedger({ store, config, log, clock, events: this.events, observing: this.observing, uploads: opts.uploads ?? false, attester: opts.attester, secrets });

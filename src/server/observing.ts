@@ -1,6 +1,8 @@
 // Who watches which run: observers of a live run (observe, observe-latest) and followers
 // waiting for a job's next run to start (execute --follow). The run ledger feeds it lines and
 // ends; the dispatcher tells it when a run starts.
+import type { Logger } from '../common/log.js';
+import { errorMessage } from '../common/errors.js';
 import type { RunResult } from '../protocol/messages.js';
 import { Observer } from './observers.js';
 import type { ObserverPort } from './port.js';
@@ -16,11 +18,14 @@ export class Observing {
   /** each observer's close listener on its connection, removed when its run ends */
   private readonly unsubscribe = new WeakMap<Observer, () => void>();
 
-  constructor(private readonly store: Store) {}
+  constructor(private readonly store: Store, private readonly log: Logger) {}
 
   /** Watches a live run: what it printed so far, then every new line, then its end. */
   watch(port: ObserverPort, id: number, run: WatchedRun): void {
-    void this.attach(port, id, run).catchUp((from, limit) => this.store.views.consoleAfter(run.uuid, from - 1, limit));
+    this.attach(port, id, run).catchUp((from, limit) => this.store.views.consoleAfter(run.uuid, from - 1, limit)).catch((err: unknown) => {
+      // a storage fault: the observer goes on with the live lines, told how many it missed
+      this.log.warn(`cannot read the stored console of run ${run.uuid} for an observer: ${errorMessage(err)}`, { job: run.job });
+    });
   }
 
   /** The next run of this job on one of these platforms will be watched from its start. */

@@ -99,7 +99,8 @@ class LiveStream implements ConsoleReader<RunResult> {
     try {
       await caughtUp;
     } catch (err) {
-      this.res.write(`event: error\ndata: ${JSON.stringify({ message: (err as Error).message })}\n\n`);
+      // unless the end, which waited for the catch-up, has gone out meanwhile
+      if (!this.res.writableEnded) this.res.write(`event: error\ndata: ${JSON.stringify({ message: (err as Error).message })}\n\n`);
       this.close();
     }
   }

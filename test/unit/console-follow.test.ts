@@ -106,4 +106,20 @@ test('a reader that stops reading while it catches up is sent no more pages unti
   assert.equal(reader.events, [...shown(0, 1_200), 'end exited 0']);
 });
 
+test('a catch-up whose store read fails (a storage fault) hands the reader to the live lines: it is told what it missed and gets the end', async () => {
+  const reader = new MemoryReader();
+  const follow = new ConsoleFollow(reader);
+  let reads = 0;
+  const failing = (from: number, limit: number): StoredLine[] => {
+    if (++reads === 2) throw new Error('disk I/O error');
+    return pager(stored(1_200))(from, limit);
+  };
+  const caughtUp = follow.catchUp(failing);
+  follow.end('exited 0', 1_300);
+  let thrown: unknown;
+  await caughtUp.catch((err: unknown) => (thrown = err));
+  assert.is((thrown as Error | undefined)?.message, 'disk I/O error', 'the caller hears of the fault');
+  assert.equal(reader.events, [...shown(0, CATCH_UP_PAGE), `skipped ${1_300 - CATCH_UP_PAGE}`, 'end exited 0']);
+});
+
 test.run();
