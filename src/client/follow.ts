@@ -19,7 +19,7 @@ export function printer(ctx: ClientContext): { onEvent(ev: Stream): void; ended:
           ctx.write(Buffer.concat([Buffer.from(linePrefix(ev.ms)), ev.data, Buffer.from('\n')]));
           return;
         case 'skipped':
-          ctx.err(`[${ev.count} lines skipped: this observer was too slow]`);
+          ctx.err(`[${ev.count} lines skipped: this observer fell behind, or they never reached the server]`);
           return;
         case 'end':
           ctx.err(`run ${ev.uuid}: ${describeResult(ev.result)}`);

@@ -7,7 +7,8 @@
 // catch-up reads instead of the database.
 //
 // Events: `line` (id: the line's number from 0; data {n, ms, text}), `skipped` (data {count}:
-// lines a reader too slow to keep up lost; it may reload the page), `end` (data: the result).
+// lines a reader too slow to keep up lost, or that never reached the server; it may reload the
+// page), `end` (data: the result).
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { join } from 'node:path';
 import type { RunResult } from '../protocol/messages.js';

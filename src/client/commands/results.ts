@@ -32,7 +32,7 @@ export const consoleCommand: Command = {
           ctx.write(Buffer.concat([Buffer.from(linePrefix(ev.ms)), ev.data, Buffer.from('\n')]));
           return;
         case 'skipped':
-          ctx.err(`[${ev.count} lines skipped: this reader was too slow]`);
+          ctx.err(`[${ev.count} lines skipped: this reader fell behind, or they never reached the server]`);
           return;
         case 'end':
           ctx.err(`run ${ev.uuid}: ${describeResult(ev.result)}`);

@@ -28,7 +28,7 @@
     var row = body.insertRow(-1);
     cell(row, 'n', '');
     cell(row, 't', '');
-    cell(row, 'l', '[' + JSON.parse(ev.data).count + ' lines not shown: this page could not keep up; reload to see them]');
+    cell(row, 'l', '[' + JSON.parse(ev.data).count + ' lines not shown: this page fell behind, or they never reached the server; reload to see every stored line]');
   });
   source.addEventListener('end', function (ev) {
     var end = JSON.parse(ev.data);
