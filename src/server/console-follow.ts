@@ -10,6 +10,8 @@
 // of making the server buffer without bound, and is told how many before its next line or the
 // end; the end of the run always reaches it.
 
+import type { ConsoleRow } from '../results/index.js';
+
 /** stored lines sent per turn of the event loop while catching up */
 export const CATCH_UP_PAGE = 500;
 /** bytes a reader has not taken yet past which its live lines are dropped */
@@ -22,7 +24,8 @@ const CATCH_UP_UNREAD = MAX_BACKLOG / 4;
 /** how long the catch-up waits before asking again a reader that says drained while still full */
 const RECHECK_MS = 50;
 
-export interface StoredLine { seq: number; ms: number; data: Buffer }
+/** a console line as the store and the result's file hold it (results/types.ts) */
+export type StoredLine = ConsoleRow;
 
 /**
  * A run's stored lines, at most `limit` of them from number `from` on; fewer than `limit` means

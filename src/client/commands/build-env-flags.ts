@@ -16,7 +16,7 @@ export const buildEnvHelp = `  --source-date-epoch SECONDS          SOURCE_DATE_
   --secret NAME=@FILE                  give the job FILE's content as $NAME, masked as *** in its output;
                                        repeatable; one trailing newline of FILE is dropped`;
 
-export async function buildEnvArgs(args: ParsedArgs): Promise<{ sourceDateEpoch?: number; secrets?: SecretArg[] }> {
+export function buildEnvArgs(args: ParsedArgs): { sourceDateEpoch?: number; secrets?: SecretArg[] } {
   const out: { sourceDateEpoch?: number; secrets?: SecretArg[] } = {};
   const raw = args.values['source-date-epoch'];
   if (raw !== undefined) {
@@ -27,11 +27,11 @@ export async function buildEnvArgs(args: ParsedArgs): Promise<{ sourceDateEpoch?
     out.sourceDateEpoch = Number(raw);
   }
   const specs = args.lists?.secret ?? [];
-  if (specs.length > 0) out.secrets = await Promise.all(specs.map(readSecret));
+  if (specs.length > 0) out.secrets = specs.map(readSecret);
   return out;
 }
 
-async function readSecret(spec: string): Promise<SecretArg> {
+function readSecret(spec: string): SecretArg {
   const m = /^([^=]*)=@(.+)$/s.exec(spec);
   if (!m) {
     // never echo what follows "=": a user who wrote NAME=VALUE must not find VALUE in a log

@@ -101,7 +101,7 @@ example: builder-client schedule hello debian-12 ./hello.sh --cron "0 3 * * 1" -
     const [name, platform, file] = args.positionals as [string, string, string];
     const t = await timing(args);
     const script = readScript(file);
-    const env = await buildEnvArgs(args);
+    const env = buildEnvArgs(args);
     const session = await ctx.connect();
     const { data } = await sendTiming(() => session.request({ op: 'schedule', name, platform, script, ...t, ...env }));
     ctx.out(`scheduled ${name} on ${platform}; next run ${data.next ?? 'only by execute'}${data.queued.length ? '; queued now' : ''}`);
@@ -123,7 +123,7 @@ ${timingHelp}`,
   async run(args, ctx) {
     const [name, pkg] = args.positionals as [string, string];
     const t = await timing(args);
-    const env = await buildEnvArgs(args);
+    const env = buildEnvArgs(args);
     const session = await ctx.connect();
     const { data } = await sendTiming(() => session.request({ op: 'orb-build', name, package: pkg, ...t, ...env }));
     ctx.out(`scheduled ${name} (${pkg}); next run ${data.next ?? 'only by execute'}; queued on: ${data.queued.join(', ') || 'no platform yet'}`);
